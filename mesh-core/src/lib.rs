@@ -43,10 +43,12 @@ pub mod endpoint;
 pub mod listener;
 pub mod matcher;
 pub mod route;
+mod resources;
 mod snapshot;
 mod validate;
 
 pub use matcher::{Regex, StringMatch};
+pub use resources::{MeshResources, cluster_name, target_name};
 pub use snapshot::{Snapshot, Watcher};
 pub use validate::{FieldError, FieldErrors, Percent, Validate};
 

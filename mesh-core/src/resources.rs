@@ -1,0 +1,41 @@
+//! The whole mesh configuration as one value: what the control plane serves and what a client holds.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::cluster::Cluster;
+use crate::endpoint::ClusterLoadAssignment;
+use crate::listener::Listener;
+use crate::route::RouteTable;
+
+/// Every resource by kind and name. Stored whole in one [`crate::Snapshot`], so a reader never sees
+/// a route that points at a cluster from another generation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MeshResources {
+    /// Listeners by name (`<host>:<port>`).
+    pub listeners: BTreeMap<String, Listener>,
+    /// Route tables by name.
+    pub route_tables: BTreeMap<String, RouteTable>,
+    /// Clusters by name (`outbound|<port>|<subset>|<host>`).
+    pub clusters: BTreeMap<String, Cluster>,
+    /// Endpoint assignments by EDS service name.
+    pub assignments: BTreeMap<String, ClusterLoadAssignment>,
+}
+
+/// Istio's cluster name for `host:port`, with an optional subset.
+///
+/// ```
+/// assert_eq!(mesh_core::cluster_name("reviews.default.svc.cluster.local", 9080, Some("v2")),
+///            "outbound|9080|v2|reviews.default.svc.cluster.local");
+/// assert_eq!(mesh_core::cluster_name("ratings", 80, None), "outbound|80||ratings");
+/// ```
+pub fn cluster_name(host: &str, port: u16, subset: Option<&str>) -> String {
+    format!("outbound|{port}|{}|{host}", subset.unwrap_or(""))
+}
+
+/// The listener and route-table name for a target, `<host>:<port>`: what a proxyless gRPC client
+/// asks for when it dials `xds:///<host>:<port>`.
+pub fn target_name(host: &str, port: u16) -> String {
+    format!("{host}:{port}")
+}
