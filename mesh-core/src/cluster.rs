@@ -207,13 +207,13 @@ impl Validate for Cluster {
             ),
             _ => {}
         }
-        if let Some(b) = &self.circuit_breakers.retry_budget {
-            if !(0.0..=100.0).contains(&b.budget_percent) {
-                errs.push(
-                    "circuit_breakers.retry_budget.budget_percent",
-                    "must be within 0–100",
-                );
-            }
+        if let Some(b) = &self.circuit_breakers.retry_budget
+            && !(0.0..=100.0).contains(&b.budget_percent)
+        {
+            errs.push(
+                "circuit_breakers.retry_budget.budget_percent",
+                "must be within 0–100",
+            );
         }
         if let Some(o) = &self.outlier_detection {
             if o.interval.is_zero() {
@@ -239,13 +239,13 @@ impl Validate for Cluster {
                     "consecutive error counts must be at least 1",
                 );
             }
-            if let Some(f) = &o.failure_percentage {
-                if f.threshold > 100 {
-                    errs.push(
-                        "outlier_detection.failure_percentage.threshold",
-                        "must be within 0–100",
-                    );
-                }
+            if let Some(f) = &o.failure_percentage
+                && f.threshold > 100
+            {
+                errs.push(
+                    "outlier_detection.failure_percentage.threshold",
+                    "must be within 0–100",
+                );
             }
         }
         errs.into_result()

@@ -1,0 +1,108 @@
+//! From a config directory to a published [`XdsSnapshot`]: load, translate, encode.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use mesh_core::MeshResources;
+use mesh_xds_client::codec;
+use serde::Serialize;
+
+use crate::config::{self, Diagnostic, Severity};
+use crate::translate;
+use crate::xds::{XdsResource, XdsSnapshot};
+
+/// The outcome of the latest load, shown by the admin API.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConfigStatus {
+    /// Generation of the published snapshot.
+    pub generation: u64,
+    /// True once a config has been published.
+    pub loaded: bool,
+    /// Documents accepted.
+    pub documents: usize,
+    /// Problems: errors rejected a document, warnings name ignored fields.
+    pub diagnostics: Vec<DiagnosticView>,
+    /// The model that was published.
+    #[serde(skip)]
+    pub resources: Arc<MeshResources>,
+}
+
+/// A diagnostic as JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiagnosticView {
+    /// `error` or `warning`.
+    pub severity: &'static str,
+    /// The whole message: file, document, field and reason.
+    pub message: String,
+}
+
+impl ConfigStatus {
+    /// Number of errors.
+    pub fn errors(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == "error")
+            .count()
+    }
+}
+
+/// Loads and translates every document in `dir`.
+pub fn compile_dir(dir: &Path) -> (MeshResources, Vec<Diagnostic>, usize) {
+    let loaded = config::load_dir(dir);
+    let (resources, mut diags) = translate::build(&loaded.documents);
+    let mut all = loaded.diagnostics;
+    all.append(&mut diags);
+    let rejected: std::collections::BTreeSet<_> = all
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| (d.file.clone(), d.document))
+        .collect();
+    let accepted = loaded
+        .documents
+        .iter()
+        .filter(|d| !rejected.contains(&(d.source.file.clone(), d.source.index)))
+        .count();
+    (resources, all, accepted)
+}
+
+/// Encodes a model into a snapshot of generation `generation`; resources that cannot be encoded
+/// are left out and reported.
+pub fn encode(generation: u64, resources: &MeshResources) -> (XdsSnapshot, Vec<String>) {
+    let (encoded, errors) = codec::encode_all(resources);
+    let items = encoded
+        .into_iter()
+        .map(|e| {
+            let model = model_json(resources, e.type_url, &e.name);
+            (e.type_url, XdsResource::new(e.name, e.resource, model))
+        })
+        .collect();
+    (
+        XdsSnapshot::new(generation, items),
+        errors.iter().map(|e| e.to_string()).collect(),
+    )
+}
+
+fn model_json(r: &MeshResources, type_url: &str, name: &str) -> serde_json::Value {
+    let v = match type_url {
+        codec::LISTENER_TYPE => r.listeners.get(name).map(serde_json::to_value),
+        codec::ROUTE_TYPE => r.route_tables.get(name).map(serde_json::to_value),
+        codec::CLUSTER_TYPE => r.clusters.get(name).map(serde_json::to_value),
+        codec::ENDPOINT_TYPE => r.assignments.get(name).map(serde_json::to_value),
+        _ => None,
+    };
+    v.and_then(Result::ok).unwrap_or(serde_json::Value::Null)
+}
+
+/// Turns diagnostics into their JSON view.
+pub fn views(diags: &[Diagnostic]) -> Vec<DiagnosticView> {
+    diags
+        .iter()
+        .map(|d| DiagnosticView {
+            severity: match d.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            },
+            message: d.to_string(),
+        })
+        .collect()
+}

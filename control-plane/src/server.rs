@@ -1,0 +1,248 @@
+//! The running control plane: the config source, the ADS server and the admin API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mesh_core::{MeshResources, Snapshot};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::admin::{self, AdminState};
+use crate::publish::{self, ConfigStatus};
+use crate::watch;
+use crate::xds::{AdsServer, ClientRegistry, XdsSnapshot};
+
+/// How to run a control plane.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Directory of YAML documents; `None` means resources are set with
+    /// [`ControlPlane::publish`] only.
+    pub config_dir: Option<PathBuf>,
+    /// Address of the ADS gRPC server. Default: 127.0.0.1:15010.
+    pub xds_addr: SocketAddr,
+    /// Address of the admin HTTP server. Default: 127.0.0.1:15014.
+    pub admin_addr: SocketAddr,
+    /// How often the directory is checked for changes. Default: 50 ms.
+    pub poll_interval: Duration,
+    /// Quiet time after a change before the directory is read. Default: 100 ms.
+    pub debounce: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            config_dir: None,
+            xds_addr: SocketAddr::from(([127, 0, 0, 1], 15010)),
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], 15014)),
+            poll_interval: Duration::from_millis(50),
+            debounce: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Why the control plane could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A listening socket could not be bound.
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind {
+        /// `xDS` or `admin`.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A running control plane; dropping it stops every task.
+#[derive(Debug)]
+pub struct ControlPlane {
+    xds_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    snapshot: Snapshot<XdsSnapshot>,
+    config: Snapshot<ConfigStatus>,
+    registry: ClientRegistry,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ControlPlane {
+    /// Binds both servers, loads the config directory once, and starts serving.
+    pub async fn start(opts: Options) -> Result<Self, StartError> {
+        let xds = TcpListener::bind(opts.xds_addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                what: "xDS",
+                addr: opts.xds_addr,
+                source,
+            })?;
+        let admin =
+            TcpListener::bind(opts.admin_addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    what: "admin",
+                    addr: opts.admin_addr,
+                    source,
+                })?;
+        let xds_addr = xds.local_addr().unwrap_or(opts.xds_addr);
+        let admin_addr = admin.local_addr().unwrap_or(opts.admin_addr);
+
+        let snapshot = Snapshot::new(XdsSnapshot::default());
+        let config = Snapshot::new(ConfigStatus::default());
+        let registry = ClientRegistry::default();
+        let mut cp = Self {
+            xds_addr,
+            admin_addr,
+            snapshot: snapshot.clone(),
+            config: config.clone(),
+            registry: registry.clone(),
+            tasks: Vec::new(),
+        };
+
+        if let Some(dir) = opts.config_dir.clone() {
+            let mut fp = watch::fingerprint(&dir);
+            cp.reload(&dir).await;
+            let (snapshot, config) = (snapshot.clone(), config.clone());
+            let (poll, debounce) = (opts.poll_interval, opts.debounce);
+            cp.tasks.push(tokio::spawn(async move {
+                loop {
+                    fp = watch::next_change(&dir, &fp, poll, debounce).await;
+                    reload_into(&dir, &snapshot, &config).await;
+                }
+            }));
+        }
+
+        let ads = AdsServer::new(snapshot.clone(), registry.clone()).into_service();
+        cp.tasks.push(tokio::spawn(async move {
+            let result = tonic::transport::Server::builder()
+                .http2_keepalive_interval(Some(Duration::from_secs(30)))
+                .add_service(ads)
+                .serve_with_incoming(TcpListenerStream::new(xds))
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "xDS server stopped");
+            }
+        }));
+        let router = admin::router(AdminState {
+            snapshot,
+            registry,
+            config,
+        });
+        cp.tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(admin, router).await {
+                tracing::error!(error = %e, "admin server stopped");
+            }
+        }));
+        tracing::info!(%xds_addr, %admin_addr, "control plane serving");
+        Ok(cp)
+    }
+
+    async fn reload(&self, dir: &std::path::Path) {
+        reload_into(dir, &self.snapshot, &self.config).await;
+    }
+
+    /// Publishes `resources` directly (for embedders and tests that do not use a directory).
+    pub fn publish(&self, resources: MeshResources) {
+        publish_model(&self.snapshot, &self.config, resources, Vec::new(), 0);
+    }
+
+    /// Where the ADS server listens.
+    pub fn xds_addr(&self) -> SocketAddr {
+        self.xds_addr
+    }
+
+    /// Where the admin API listens.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The served resources.
+    pub fn snapshot(&self) -> &Snapshot<XdsSnapshot> {
+        &self.snapshot
+    }
+
+    /// The outcome of the latest load.
+    pub fn config_status(&self) -> Arc<ConfigStatus> {
+        self.config.load_full()
+    }
+
+    /// Connected clients.
+    pub fn registry(&self) -> &ClientRegistry {
+        &self.registry
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn reload_into(
+    dir: &std::path::Path,
+    snapshot: &Snapshot<XdsSnapshot>,
+    config: &Snapshot<ConfigStatus>,
+) {
+    let d = dir.to_path_buf();
+    let compiled = tokio::task::spawn_blocking(move || publish::compile_dir(&d)).await;
+    let Ok((resources, diags, accepted)) = compiled else {
+        tracing::error!(dir = %dir.display(), "config load panicked; keeping the last good config");
+        return;
+    };
+    for d in &diags {
+        match d.severity {
+            crate::config::Severity::Error => tracing::warn!("config rejected: {d}"),
+            crate::config::Severity::Warning => tracing::info!("config warning: {d}"),
+        }
+    }
+    publish_model(
+        snapshot,
+        config,
+        resources,
+        publish::views(&diags),
+        accepted,
+    );
+}
+
+fn publish_model(
+    snapshot: &Snapshot<XdsSnapshot>,
+    config: &Snapshot<ConfigStatus>,
+    resources: MeshResources,
+    mut diagnostics: Vec<publish::DiagnosticView>,
+    documents: usize,
+) {
+    let generation = snapshot.load().generation + 1;
+    let (xds, encode_errors) = publish::encode(generation, &resources);
+    for e in encode_errors {
+        tracing::warn!("resource not served: {e}");
+        diagnostics.push(publish::DiagnosticView {
+            severity: "error",
+            message: e,
+        });
+    }
+    let counts = xds.counts();
+    let status = ConfigStatus {
+        generation,
+        loaded: true,
+        documents,
+        diagnostics,
+        resources: Arc::new(resources),
+    };
+    metrics::gauge!("mesh_config_errors").set(status.errors() as f64);
+    metrics::counter!("mesh_config_reloads_total").increment(1);
+    metrics::gauge!("mesh_config_generation").set(generation as f64);
+    tracing::info!(
+        generation,
+        ?counts,
+        errors = status.errors(),
+        "config published"
+    );
+    config.store(status);
+    snapshot.store(xds);
+}

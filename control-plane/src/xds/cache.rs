@@ -1,0 +1,146 @@
+//! The versioned resource snapshot every ADS stream reads.
+//!
+//! One [`XdsSnapshot`] holds every encoded resource of one config generation. It is published
+//! whole through a `mesh_core::Snapshot`, so a stream never mixes a route of one generation with a
+//! cluster of another. Each resource carries a content version (a stable hash of its bytes): a
+//! client is pushed a resource only when that version differs from what it was last sent.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use envoy_types::pb::google::protobuf::Any;
+use tokio::time::Instant;
+
+use mesh_xds_client::codec::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
+
+/// The four resource types served.
+pub const TYPES: [&str; 4] = [LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE];
+
+/// Short names for logs, metrics and the admin API.
+pub fn short_type(type_url: &str) -> &'static str {
+    match type_url {
+        LISTENER_TYPE => "LDS",
+        ROUTE_TYPE => "RDS",
+        CLUSTER_TYPE => "CDS",
+        ENDPOINT_TYPE => "EDS",
+        _ => "other",
+    }
+}
+
+/// True for the types whose state-of-the-world responses must carry every resource
+/// (Listener and Cluster); RDS and EDS responses carry only what was asked for.
+pub fn is_full_state_type(type_url: &str) -> bool {
+    type_url == LISTENER_TYPE || type_url == CLUSTER_TYPE
+}
+
+/// One encoded resource.
+#[derive(Debug)]
+pub struct XdsResource {
+    /// Resource name.
+    pub name: String,
+    /// Content version: a stable hash of the encoded bytes.
+    pub version: String,
+    /// The encoded resource.
+    pub any: Any,
+    /// The mesh-core model it was encoded from, for `/debug/config_dump`.
+    pub model: serde_json::Value,
+}
+
+impl XdsResource {
+    /// Wraps an encoded resource, computing its version.
+    pub fn new(name: String, any: Any, model: serde_json::Value) -> Self {
+        let version = format!("{:016x}", fnv1a(&any.value));
+        Self {
+            name,
+            version,
+            any,
+            model,
+        }
+    }
+}
+
+/// Every resource of one config generation, by type URL and name.
+#[derive(Debug)]
+pub struct XdsSnapshot {
+    /// Increases by one with every published config.
+    pub generation: u64,
+    /// When this generation was published; pushes measure their latency from here.
+    pub created: Instant,
+    types: BTreeMap<&'static str, BTreeMap<String, Arc<XdsResource>>>,
+}
+
+impl Default for XdsSnapshot {
+    fn default() -> Self {
+        Self::new(0, Vec::new())
+    }
+}
+
+impl XdsSnapshot {
+    /// Builds a snapshot from `(type_url, resource)` pairs; unknown type URLs are kept too.
+    pub fn new(generation: u64, resources: Vec<(&'static str, XdsResource)>) -> Self {
+        let mut types: BTreeMap<&'static str, BTreeMap<String, Arc<XdsResource>>> =
+            TYPES.iter().map(|t| (*t, BTreeMap::new())).collect();
+        for (t, r) in resources {
+            types
+                .entry(t)
+                .or_default()
+                .insert(r.name.clone(), Arc::new(r));
+        }
+        Self {
+            generation,
+            created: Instant::now(),
+            types,
+        }
+    }
+
+    /// The resources of one type.
+    pub fn of_type(&self, type_url: &str) -> Option<&BTreeMap<String, Arc<XdsResource>>> {
+        self.types.get(type_url)
+    }
+
+    /// One resource.
+    pub fn get(&self, type_url: &str, name: &str) -> Option<&Arc<XdsResource>> {
+        self.types.get(type_url).and_then(|m| m.get(name))
+    }
+
+    /// The resources a subscription selects, in name order.
+    pub fn select<'a>(
+        &'a self,
+        type_url: &str,
+        sub: &'a Subscription,
+    ) -> impl Iterator<Item = &'a Arc<XdsResource>> + 'a {
+        let all = self.types.get(type_url);
+        let wildcard = sub.wildcard;
+        all.into_iter().flat_map(move |m| {
+            m.values()
+                .filter(move |r| wildcard || sub.names.contains(&r.name))
+        })
+    }
+
+    /// Resource count per type, for logs and metrics.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        self.types
+            .iter()
+            .map(|(t, m)| (short_type(t), m.len()))
+            .collect()
+    }
+}
+
+/// What a client asked for of one type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subscription {
+    /// Every resource of the type (an empty first request for LDS/CDS, or `*`).
+    pub wildcard: bool,
+    /// Resources asked for by name.
+    pub names: BTreeSet<String>,
+}
+
+/// 64-bit FNV-1a: stable across builds and replicas, unlike `DefaultHasher`.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}

@@ -1,0 +1,88 @@
+//! The ADS server: state-of-the-world and delta streams over one gRPC service.
+
+mod cache;
+mod delta;
+mod sotw;
+mod status;
+
+use std::pin::Pin;
+
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
+    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use futures::Stream;
+use mesh_core::Snapshot;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+pub use cache::{Subscription, TYPES, XdsResource, XdsSnapshot, is_full_state_type, short_type};
+pub use status::{
+    ClientHandle, ClientRegistry, ClientStatus, ResourceStatus, StreamKind, TypeStatus,
+};
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// Responses queued per stream before the sender waits for the client.
+const STREAM_BUFFER: usize = 16;
+
+/// The aggregated discovery service, serving one live [`XdsSnapshot`].
+#[derive(Debug, Clone)]
+pub struct AdsServer {
+    snapshot: Snapshot<XdsSnapshot>,
+    registry: ClientRegistry,
+}
+
+impl AdsServer {
+    /// A server for `snapshot`, recording clients in `registry`.
+    pub fn new(snapshot: Snapshot<XdsSnapshot>, registry: ClientRegistry) -> Self {
+        Self { snapshot, registry }
+    }
+
+    /// The tonic service to add to a server.
+    pub fn into_service(self) -> AggregatedDiscoveryServiceServer<Self> {
+        AggregatedDiscoveryServiceServer::new(self)
+            .max_decoding_message_size(16 * 1024 * 1024)
+            .max_encoding_message_size(64 * 1024 * 1024)
+    }
+}
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for AdsServer {
+    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
+    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(sotw::run(
+            request.into_inner(),
+            tx,
+            self.snapshot.clone(),
+            self.registry.clone(),
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(delta::run(
+            request.into_inner(),
+            tx,
+            self.snapshot.clone(),
+            self.registry.clone(),
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+#[cfg(test)]
+mod tests;
