@@ -42,8 +42,8 @@ pub mod cluster;
 pub mod endpoint;
 pub mod listener;
 pub mod matcher;
-pub mod route;
 mod resources;
+pub mod route;
 mod snapshot;
 mod validate;
 
