@@ -30,4 +30,5 @@ pub mod backend;
 pub mod echo;
 pub mod envoy;
 pub mod grpcio;
+pub mod mesh;
 mod serve;

@@ -211,7 +211,7 @@ fn bound_listener(body: &str) -> Option<SocketAddr> {
 }
 
 /// One bounded `GET` with a body read in full.
-async fn send(
+pub(crate) async fn send(
     client: &Client<HttpConnector, Full<Bytes>>,
     addr: SocketAddr,
     path: &str,

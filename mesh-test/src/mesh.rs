@@ -1,0 +1,121 @@
+//! An in-process control plane over a real config directory, and plain HTTP helpers for its
+//! admin API.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use control_plane::server::{ControlPlane, Options};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::time::Instant;
+
+use crate::envoy::Reply;
+
+/// A control plane serving a temporary config directory on loopback.
+#[derive(Debug)]
+pub struct TestMesh {
+    /// The running control plane.
+    pub cp: ControlPlane,
+    dir: TempDir,
+}
+
+impl TestMesh {
+    /// Writes `files` (name, YAML) into a fresh directory and starts a control plane on it with
+    /// ephemeral ports.
+    pub async fn start(files: &[(&str, &str)]) -> TestMesh {
+        let dir = tempfile::tempdir().expect("temp config dir");
+        for (name, yaml) in files {
+            write_atomically(&dir.path().join(name), yaml);
+        }
+        let cp = ControlPlane::start(Options {
+            config_dir: Some(dir.path().to_path_buf()),
+            xds_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..Options::default()
+        })
+        .await
+        .expect("control plane starts");
+        TestMesh { cp, dir }
+    }
+
+    /// The config directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Replaces (or creates) one config file, atomically, as an editor or `kubectl cp` would.
+    pub fn write(&self, name: &str, yaml: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        write_atomically(&path, yaml);
+        path
+    }
+
+    /// `GET` on the admin API, parsed as JSON.
+    pub async fn admin_json(&self, path: &str) -> Value {
+        let reply = get(self.cp.admin_addr(), path, &[]).await;
+        serde_json::from_str(&reply.body)
+            .unwrap_or_else(|e| panic!("admin {path}: not JSON ({e}): {}", reply.body))
+    }
+
+    /// Waits until the client with `node_id` is SYNCED and has ACKed at least `min_resources`
+    /// resources, all of them; returns its `/debug/syncz` entry. Panics with the last view.
+    pub async fn wait_synced(
+        &self,
+        node_id: &str,
+        min_resources: usize,
+        timeout: Duration,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let syncz = self.admin_json("/debug/syncz").await;
+            let client = syncz["clients"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["node_id"] == node_id)
+                .cloned();
+            if let Some(c) = &client {
+                let states: Vec<&str> = c["types"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|t| t.values())
+                    .flat_map(|t| {
+                        t["resources"]
+                            .as_object()
+                            .into_iter()
+                            .flat_map(|r| r.values())
+                    })
+                    .filter_map(|r| r["state"].as_str())
+                    .collect();
+                if c["status"] == "SYNCED"
+                    && states.len() >= min_resources
+                    && states.iter().all(|s| *s == "ACKED")
+                {
+                    return c.clone();
+                }
+            }
+            if Instant::now() >= deadline {
+                panic!("{node_id} not synced after {timeout:?}; /debug/syncz: {syncz:#}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Writes through a temporary file and a rename, so a watcher never reads half a file.
+pub fn write_atomically(path: &Path, contents: &str) {
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, contents).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
+    std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("rename to {}: {e}", path.display()));
+}
+
+/// A plain HTTP/1.1 `GET` to `addr` with extra headers (a `host` header overrides the authority).
+pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    crate::envoy::send(&client, addr, path, headers)
+        .await
+        .unwrap_or_else(|e| panic!("GET http://{addr}{path}: {e}"))
+}
