@@ -117,7 +117,20 @@ impl Validate for ClusterLoadAssignment {
         if self.cluster_name.is_empty() {
             errs.push("cluster_name", "must not be empty");
         }
+        let mut seen = std::collections::HashSet::new();
         for (i, l) in self.localities.iter().enumerate() {
+            if l.priority > MAX_PRIORITY {
+                errs.push(
+                    format!("localities[{i}].priority"),
+                    format!("must not exceed {MAX_PRIORITY}"),
+                );
+            }
+            if !seen.insert((l.priority, &l.locality)) {
+                errs.push(
+                    format!("localities[{i}].locality"),
+                    "the same locality appears twice in one priority",
+                );
+            }
             if l.weight == Some(0) {
                 errs.push(
                     format!("localities[{i}].weight"),
@@ -139,6 +152,17 @@ impl Validate for ClusterLoadAssignment {
                 }
             }
         }
+        // gRPC requires priorities 0..=N without gaps.
+        let max = self.localities.iter().map(|l| l.priority).max();
+        if let Some(max) = max
+            && max <= MAX_PRIORITY
+            && (0..=max).any(|p| !self.localities.iter().any(|l| l.priority == p))
+        {
+            errs.push("localities", "priorities must be contiguous from 0");
+        }
         errs.into_result()
     }
 }
+
+/// The highest priority Envoy accepts.
+pub const MAX_PRIORITY: u32 = 128;

@@ -359,6 +359,9 @@ impl Validate for RouteTable {
         let mut domains = HashSet::new();
         for (i, vh) in self.virtual_hosts.iter().enumerate() {
             let at = format!("virtual_hosts[{i}]");
+            if vh.name.is_empty() {
+                errs.push(format!("{at}.name"), "must not be empty");
+            }
             if !names.insert(vh.name.as_str()) {
                 errs.push(
                     format!("{at}.name"),
@@ -493,11 +496,36 @@ impl Validate for Route {
             ("request_headers", &self.request_headers),
             ("response_headers", &self.response_headers),
         ] {
-            for (i, (k, _)) in m.set.iter().chain(m.add.iter()).enumerate() {
-                if http_name_invalid(k) || k.starts_with(':') {
+            let changed = m.set.iter().chain(m.add.iter()).map(|(k, _)| k);
+            for (i, k) in changed.chain(m.remove.iter()).enumerate() {
+                // Envoy refuses pseudo-headers and `host` here; `:authority` is changed by rewrite.
+                if http_name_invalid(k) || k.starts_with(':') || k.eq_ignore_ascii_case("host") {
                     errs.push(
                         format!("{which}[{i}]"),
                         format!("{k:?} is not a header name that may be changed"),
+                    );
+                }
+            }
+        }
+        for (i, q) in self.matcher.query_params.iter().enumerate() {
+            if q.name.is_empty() {
+                errs.push(format!("match.query_params[{i}].name"), "must not be empty");
+            }
+        }
+        if let RouteAction::Forward(f) = &self.action {
+            if f.clusters.iter().map(|c| u64::from(c.weight)).sum::<u64>() > u64::from(u32::MAX) {
+                errs.push("action.clusters", "weights sum to more than 4294967295");
+            }
+            for (i, h) in f.hash_policies.iter().enumerate() {
+                let empty = match h {
+                    HashPolicy::Header(n) | HashPolicy::QueryParam(n) => n.is_empty(),
+                    HashPolicy::Cookie { name, .. } => name.is_empty(),
+                    HashPolicy::SourceIp => false,
+                };
+                if empty {
+                    errs.push(
+                        format!("action.hash_policies[{i}]"),
+                        "the name must not be empty",
                     );
                 }
             }

@@ -120,3 +120,42 @@ fn percent_conversions() {
     assert_eq!(Percent::from_percent(100.0), Percent::ALL);
     assert!(!Percent::from_percent(100.1).is_valid());
 }
+
+#[test]
+fn header_changes_envoy_would_refuse_are_rejected() {
+    let mut r = route(RouteAction::Forward(ForwardAction::to_cluster("a")));
+    r.request_headers.remove.push("host".into());
+    r.response_headers
+        .set
+        .push((":status".into(), "200".into()));
+    let fields: Vec<_> = r
+        .validate()
+        .unwrap_err()
+        .0
+        .into_iter()
+        .map(|e| e.field)
+        .collect();
+    assert_eq!(fields, ["request_headers[0]", "response_headers[0]"]);
+}
+
+#[test]
+fn endpoint_priorities_must_be_contiguous_and_localities_unique() {
+    let e = Endpoint::new("127.0.0.1:80".parse().unwrap());
+    let group = |priority| LocalityEndpoints {
+        priority,
+        endpoints: vec![e.clone()],
+        ..Default::default()
+    };
+    let cla = ClusterLoadAssignment {
+        cluster_name: "c".into(),
+        localities: vec![group(0), group(0), group(2)],
+    };
+    let fields: Vec<_> = cla
+        .validate()
+        .unwrap_err()
+        .0
+        .into_iter()
+        .map(|e| e.field)
+        .collect();
+    assert_eq!(fields, ["localities[1].locality", "localities"]);
+}
