@@ -37,7 +37,10 @@ fn validate(dir: &std::path::Path) -> (i32, String) {
         .arg(dir)
         .output()
         .expect("run mesh-control-plane");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -58,9 +61,21 @@ fn every_problem_is_printed_and_the_exit_status_is_non_zero() {
     assert_eq!(code, 1, "{out}");
     let errors: Vec<&str> = out.lines().filter(|l| l.starts_with("error: ")).collect();
     assert_eq!(errors.len(), 2, "{out}");
-    let subset = errors.iter().find(|l| l.contains("nope")).expect("unknown subset reported");
-    assert!(subset.contains("bad.yaml: document 0 (VirtualService default/web)"), "{subset}");
-    assert!(subset.contains("field spec.http[0].route[0].destination.subset"), "{subset}");
-    let kind = errors.iter().find(|l| l.contains("Gadget")).expect("unknown kind reported");
+    let subset = errors
+        .iter()
+        .find(|l| l.contains("nope"))
+        .expect("unknown subset reported");
+    assert!(
+        subset.contains("bad.yaml: document 0 (VirtualService default/web)"),
+        "{subset}"
+    );
+    assert!(
+        subset.contains("field spec.http[0].route[0].destination.subset"),
+        "{subset}"
+    );
+    let kind = errors
+        .iter()
+        .find(|l| l.contains("Gadget"))
+        .expect("unknown kind reported");
     assert!(kind.contains("bad.yaml: document 1"), "{kind}");
 }

@@ -33,4 +33,5 @@
 //! assert!(encoded.iter().any(|r| r.type_url == CLUSTER_TYPE));
 //! ```
 
+pub mod bootstrap;
 pub mod codec;

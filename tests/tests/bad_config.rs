@@ -103,29 +103,60 @@ async fn invalid_documents_are_rejected_one_by_one_and_the_rest_is_served() {
             .clone()
     };
     assert!(find("sum to zero").contains("broken.yaml: document 0 (VirtualService default/zero)"));
-    assert!(find("broken.yaml: document 1").contains("YAML"), "{errors:#?}");
+    assert!(
+        find("broken.yaml: document 1").contains("YAML"),
+        "{errors:#?}"
+    );
     assert!(find("/api/(v1").contains("broken.yaml: document 2 (VirtualService default/regex), field spec.http[0].match[0].uri.regex"));
     assert!(find("ghost.mesh.local").contains("field spec.http[0].route[0].destination.host"));
 
     // The unsupported field is a warning with its path; the document still applies.
     let warnings = messages(&status, "warning");
-    assert!(warnings.iter().any(|w| w.contains("spec.http[0].corsPolicy")), "{warnings:#?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("spec.http[0].corsPolicy")),
+        "{warnings:#?}"
+    );
 
     // web.yaml is served in full: its route goes to the v1 subset.
     let snap = mesh.cp.snapshot().load_full();
     let table = &mesh.cp.config_status().resources.route_tables["web.mesh.local:8080"];
     let routes = serde_json::to_value(table).unwrap();
-    assert!(routes.to_string().contains("outbound|8080|v1|web.mesh.local"), "{routes:#}");
-    assert!(snap.get(mesh_xds_client_types::CLUSTER, "outbound|8080|v1|web.mesh.local").is_some());
+    assert!(
+        routes
+            .to_string()
+            .contains("outbound|8080|v1|web.mesh.local"),
+        "{routes:#}"
+    );
+    assert!(
+        snap.get(
+            mesh_xds_client_types::CLUSTER,
+            "outbound|8080|v1|web.mesh.local"
+        )
+        .is_some()
+    );
 
     // Breaking web.yaml's VirtualService later keeps the rest of web.yaml (and the control plane).
     mesh.write("web.yaml", &WEB.replace("subset: v1 }", "subset: v9 }"));
     tokio::time::sleep(Duration::from_millis(400)).await;
     let status = mesh.admin_json("/debug/config_status").await;
-    assert!(messages(&status, "error").iter().any(|m| m.contains("v9")), "{status:#}");
+    assert!(
+        messages(&status, "error").iter().any(|m| m.contains("v9")),
+        "{status:#}"
+    );
     let snap = mesh.cp.snapshot().load_full();
-    assert!(snap.get(mesh_xds_client_types::CLUSTER, "outbound|8080|v1|web.mesh.local").is_some());
-    assert!(snap.get(mesh_xds_client_types::ROUTE, "web.mesh.local:8080").is_some());
+    assert!(
+        snap.get(
+            mesh_xds_client_types::CLUSTER,
+            "outbound|8080|v1|web.mesh.local"
+        )
+        .is_some()
+    );
+    assert!(
+        snap.get(mesh_xds_client_types::ROUTE, "web.mesh.local:8080")
+            .is_some()
+    );
     let health = mesh_test::mesh::get(mesh.cp.admin_addr(), "/healthz", &[]).await;
     assert_eq!(health.status, 200);
 }

@@ -93,7 +93,9 @@ async fn envoy_follows_the_mesh(delta: bool) {
     mesh.wait_synced(node, 7, Duration::from_secs(5)).await;
 
     // The control plane's own metrics saw it all.
-    let metrics = mesh_test::mesh::get(mesh.cp.admin_addr(), "/metrics", &[]).await.body;
+    let metrics = mesh_test::mesh::get(mesh.cp.admin_addr(), "/metrics", &[])
+        .await
+        .body;
     for series in [
         "mesh_xds_connected_clients",
         "mesh_xds_pushes_total{type=\"RDS\"}",
@@ -101,7 +103,10 @@ async fn envoy_follows_the_mesh(delta: bool) {
         "mesh_xds_push_latency_seconds_bucket",
         "mesh_config_errors",
     ] {
-        assert!(metrics.contains(series), "/metrics lacks {series}:\n{metrics}");
+        assert!(
+            metrics.contains(series),
+            "/metrics lacks {series}:\n{metrics}"
+        );
     }
 }
 
