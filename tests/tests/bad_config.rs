@@ -45,6 +45,8 @@ spec:
   - route:
     - destination: { host: web.mesh.local, subset: v1 }
       weight: 0
+    - destination: { host: web.mesh.local }
+      weight: 0
 ---
 this: [is not: valid yaml
 ---
@@ -108,7 +110,7 @@ async fn invalid_documents_are_rejected_one_by_one_and_the_rest_is_served() {
         "{errors:#?}"
     );
     assert!(find("/api/(v1").contains("broken.yaml: document 2 (VirtualService default/regex), field spec.http[0].match[0].uri.regex"));
-    assert!(find("ghost.mesh.local").contains("field spec.http[0].route[0].destination.host"));
+    assert!(find("ghost.mesh.local").contains("field spec.http[0].route[0].destination"));
 
     // The unsupported field is a warning with its path; the document still applies.
     let warnings = messages(&status, "warning");

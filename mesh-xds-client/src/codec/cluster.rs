@@ -11,7 +11,12 @@ use envoy_types::pb::envoy::config::cluster::v3::{
         LeastRequestLbConfig, RingHashLbConfig,
     },
 };
-use envoy_types::pb::envoy::config::core::v3::RoutingPriority;
+use envoy_types::pb::envoy::config::cluster::v3::{LoadBalancingPolicy, load_balancing_policy};
+use envoy_types::pb::envoy::config::core::v3::{RoutingPriority, TypedExtensionConfig};
+use envoy_types::pb::envoy::extensions::load_balancing_policies::{
+    least_request::v3::LeastRequest, maglev::v3::Maglev, random::v3::Random,
+    ring_hash::v3::RingHash, round_robin::v3::RoundRobin,
+};
 use envoy_types::pb::envoy::r#type::v3::Percent as PbPercent;
 use envoy_types::pb::google::protobuf::UInt64Value;
 use mesh_core::cluster::{CircuitBreakers, Cluster as ModelCluster, LbPolicy, OutlierDetection};
@@ -107,10 +112,69 @@ pub fn encode_cluster(c: &ModelCluster) -> Result<Cluster, EncodeError> {
         connect_timeout: Some(duration(c.connect_timeout)),
         lb_policy: lb_policy as i32,
         lb_config,
+        load_balancing_policy: Some(load_balancing_policy(&c.lb_policy)),
         circuit_breakers: Some(circuit_breakers(&c.circuit_breakers)),
         outlier_detection,
         ..Default::default()
     })
+}
+
+/// The same policy as a `load_balancing_policy` list (gRFC A52), with a fallback the client uses
+/// when it does not implement the first: gRPC C-core, for one, refuses `lb_policy: LEAST_REQUEST`
+/// but takes round robin from this list. Envoy uses the first entry; `lb_policy` stays set for
+/// clients that predate the field.
+fn load_balancing_policy(p: &LbPolicy) -> LoadBalancingPolicy {
+    let round_robin = || {
+        policy(
+            "envoy.load_balancing_policies.round_robin",
+            &RoundRobin::default(),
+        )
+    };
+    let ring_hash = |min: u64, max: u64| {
+        policy(
+            "envoy.load_balancing_policies.ring_hash",
+            &RingHash {
+                minimum_ring_size: Some(UInt64Value { value: min }),
+                maximum_ring_size: Some(UInt64Value { value: max }),
+                ..Default::default()
+            },
+        )
+    };
+    let policies = match p {
+        LbPolicy::RoundRobin => vec![round_robin()],
+        LbPolicy::LeastRequest { choice_count } => vec![
+            policy(
+                "envoy.load_balancing_policies.least_request",
+                &LeastRequest {
+                    choice_count: Some(u32v(*choice_count)),
+                    ..Default::default()
+                },
+            ),
+            round_robin(),
+        ],
+        LbPolicy::Random => vec![
+            policy("envoy.load_balancing_policies.random", &Random::default()),
+            round_robin(),
+        ],
+        LbPolicy::RingHash {
+            minimum_ring_size,
+            maximum_ring_size,
+        } => vec![ring_hash(*minimum_ring_size, *maximum_ring_size)],
+        LbPolicy::Maglev => vec![
+            policy("envoy.load_balancing_policies.maglev", &Maglev::default()),
+            ring_hash(1024, MAX_RING_SIZE),
+        ],
+    };
+    LoadBalancingPolicy { policies }
+}
+
+fn policy<M: prost::Name>(name: &str, config: &M) -> load_balancing_policy::Policy {
+    load_balancing_policy::Policy {
+        typed_extension_config: Some(TypedExtensionConfig {
+            name: name.to_string(),
+            typed_config: Some(super::to_any(config)),
+        }),
+    }
 }
 
 fn circuit_breakers(b: &CircuitBreakers) -> PbCircuitBreakers {

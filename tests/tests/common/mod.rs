@@ -15,6 +15,26 @@ pub fn two_version_service(
     w1: u32,
     w2: u32,
 ) -> String {
+    with_lb(host, port, proto, v1, v2, w1, w2, Some("ROUND_ROBIN"))
+}
+
+/// As [`two_version_service`], with the DestinationRule's `loadBalancer.simple` (`None`: the
+/// default policy).
+#[allow(clippy::too_many_arguments)]
+pub fn with_lb(
+    host: &str,
+    port: u16,
+    proto: &str,
+    v1: SocketAddr,
+    v2: SocketAddr,
+    w1: u32,
+    w2: u32,
+    lb: Option<&str>,
+) -> String {
+    let policy = match lb {
+        Some(simple) => format!("  trafficPolicy:\n    loadBalancer:\n      simple: {simple}\n"),
+        None => String::new(),
+    };
     format!(
         r#"apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -43,10 +63,7 @@ metadata:
   namespace: default
 spec:
   host: {host}
-  trafficPolicy:
-    loadBalancer:
-      simple: ROUND_ROBIN
-  subsets:
+{policy}  subsets:
   - name: v1
     labels: {{ version: v1 }}
   - name: v2

@@ -225,3 +225,34 @@ fn cluster_round_trips_through_any() {
     assert_eq!(any.type_url, Cluster::type_url());
     assert_eq!(Cluster::decode(any.value.as_slice()).unwrap(), c);
 }
+
+#[test]
+fn load_balancing_policy_lists_a_fallback_grpc_implements() {
+    use envoy_types::pb::envoy::extensions::load_balancing_policies::least_request::v3::LeastRequest;
+    use prost::Message;
+
+    let mut c = mesh_core::cluster::Cluster::new("c");
+    c.lb_policy = mesh_core::cluster::LbPolicy::LeastRequest { choice_count: 3 };
+    let pb = super::encode_cluster(&c).unwrap();
+    let policies = pb.load_balancing_policy.unwrap().policies;
+    let names: Vec<_> = policies
+        .iter()
+        .map(|p| p.typed_extension_config.as_ref().unwrap().name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "envoy.load_balancing_policies.least_request",
+            "envoy.load_balancing_policies.round_robin"
+        ]
+    );
+    let any = policies[0]
+        .typed_extension_config
+        .as_ref()
+        .unwrap()
+        .typed_config
+        .as_ref()
+        .unwrap();
+    let lr = LeastRequest::decode(any.value.as_slice()).unwrap();
+    assert_eq!(lr.choice_count.unwrap().value, 3);
+}
