@@ -158,4 +158,6 @@ fn attach_routes<'a>(
 }
 
 #[cfg(test)]
+mod error_tests;
+#[cfg(test)]
 mod tests;
