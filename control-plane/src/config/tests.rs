@@ -69,9 +69,9 @@ fn empty_documents_are_not_counted() {
         [0, 1]
     );
     // `----` or `--- x` are not separators.
-    assert!(!loader::is_separator_for_tests("----"));
-    assert!(!loader::is_separator_for_tests("--- x"));
-    assert!(loader::is_separator_for_tests("---   # c\r\n"));
+    assert!(!split::is_separator_for_tests("----"));
+    assert!(!split::is_separator_for_tests("--- x"));
+    assert!(split::is_separator_for_tests("---   # c\r\n"));
 }
 
 #[test]

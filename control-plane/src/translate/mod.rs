@@ -160,4 +160,6 @@ fn attach_routes<'a>(
 #[cfg(test)]
 mod error_tests;
 #[cfg(test)]
+mod feature_tests;
+#[cfg(test)]
 mod tests;
