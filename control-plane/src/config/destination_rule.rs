@@ -240,13 +240,13 @@ impl TrafficPolicy {
                 check_consistent_hash(ch, &format!("{at}.consistentHash"), f);
             }
         }
-        if let Some(tcp) = self.connection_pool.as_ref().and_then(|c| c.tcp.as_ref()) {
-            if tcp.connect_timeout == Some(Duration::ZERO) {
-                f.error(
-                    format!("{at}.connectionPool.tcp.connectTimeout"),
-                    "must be at least 1ms",
-                );
-            }
+        if let Some(tcp) = self.connection_pool.as_ref().and_then(|c| c.tcp.as_ref())
+            && tcp.connect_timeout == Some(Duration::ZERO)
+        {
+            f.error(
+                format!("{at}.connectionPool.tcp.connectTimeout"),
+                "must be at least 1ms",
+            );
         }
         if let Some(o) = &self.outlier_detection {
             let at = format!("{at}.outlierDetection");

@@ -65,15 +65,15 @@ impl RouteRule {
                 "weights sum to zero",
             );
         }
-        if let Some(t) = &self.timeouts {
-            if let (Some(req), Some(backend)) = (t.request, t.backend_request) {
-                if !req.is_zero() && backend > req {
-                    f.error(
-                        format!("{at}.timeouts.backendRequest"),
-                        "must not be longer than timeouts.request",
-                    );
-                }
-            }
+        if let Some(t) = &self.timeouts
+            && let (Some(req), Some(backend)) = (t.request, t.backend_request)
+            && !req.is_zero()
+            && backend > req
+        {
+            f.error(
+                format!("{at}.timeouts.backendRequest"),
+                "must not be longer than timeouts.request",
+            );
         }
     }
 }
@@ -102,13 +102,13 @@ fn check_match(m: &RouteMatchSpec, at: &str, f: &mut Findings) {
             check_value_match(v, &format!("{at}.{field}[{k}]"), f);
         }
     }
-    if let Some(method) = &m.method {
-        if !METHODS.contains(&method.as_str()) {
-            f.error(
-                format!("{at}.method"),
-                format!("{method:?} is not an HTTP method such as GET"),
-            );
-        }
+    if let Some(method) = &m.method
+        && !METHODS.contains(&method.as_str())
+    {
+        f.error(
+            format!("{at}.method"),
+            format!("{method:?} is not an HTTP method such as GET"),
+        );
     }
 }
 

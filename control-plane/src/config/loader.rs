@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::diagnostic::{Diagnostic, Findings, Severity};
+use super::split::{Chunk, split_documents};
 use super::{Document, Kind, LoadedConfig, Source};
 
 const ISTIO_VERSIONS: [&str; 3] = [
@@ -87,67 +88,11 @@ pub fn parse_file(path: &Path, text: &str) -> (Vec<Document>, Vec<Diagnostic>) {
         match parse_document(&chunk, &mut ctx) {
             Parsed::Empty => continue,
             Parsed::Rejected => {}
-            Parsed::Accepted(doc) => docs.push(doc),
+            Parsed::Accepted(doc) => docs.push(*doc),
         }
         index += 1;
     }
     (docs, diags)
-}
-
-/// One document's text and where it starts.
-struct Chunk<'a> {
-    text: &'a str,
-    /// 1-based line of the chunk's first line.
-    first_line: usize,
-    /// 1-based line of the first line that is not blank or a comment.
-    content_line: usize,
-}
-
-/// Splits on lines that are exactly `---`, optionally followed by blanks and a comment.
-fn split_documents(text: &str) -> Vec<Chunk<'_>> {
-    let mut chunks = Vec::new();
-    let (mut start, mut start_line, mut content_line) = (0, 1, None);
-    let mut offset = 0;
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        let lineno = i + 1;
-        if is_separator(line) {
-            chunks.push(Chunk {
-                text: &text[start..offset],
-                first_line: start_line,
-                content_line: content_line.unwrap_or(start_line),
-            });
-            start = offset + line.len();
-            start_line = lineno + 1;
-            content_line = None;
-        } else if content_line.is_none() {
-            let t = line.trim();
-            if !t.is_empty() && !t.starts_with('#') {
-                content_line = Some(lineno);
-            }
-        }
-        offset += line.len();
-    }
-    chunks.push(Chunk {
-        text: &text[start..],
-        first_line: start_line,
-        content_line: content_line.unwrap_or(start_line),
-    });
-    chunks
-}
-
-#[cfg(test)]
-pub(crate) fn is_separator_for_tests(line: &str) -> bool {
-    is_separator(line)
-}
-
-fn is_separator(line: &str) -> bool {
-    let Some(rest) = line.strip_prefix("---") else {
-        return false;
-    };
-    let rest = rest.trim_end_matches(['\n', '\r']);
-    rest.is_empty()
-        || (rest.starts_with([' ', '\t'])
-            && matches!(rest.trim_start().chars().next(), None | Some('#')))
 }
 
 struct Ctx<'a> {
@@ -175,7 +120,7 @@ impl Ctx<'_> {
 enum Parsed {
     Empty,
     Rejected,
-    Accepted(Document),
+    Accepted(Box<Document>),
 }
 
 fn parse_document(chunk: &Chunk<'_>, ctx: &mut Ctx<'_>) -> Parsed {
@@ -223,12 +168,12 @@ fn parse_document(chunk: &Chunk<'_>, ctx: &mut Ctx<'_>) -> Parsed {
         ctx.push(severity, &field, reason, None);
     }
     match kind {
-        Some(kind) if !rejected => Parsed::Accepted(Document {
+        Some(kind) if !rejected => Parsed::Accepted(Box::new(Document {
             source: ctx.source.clone(),
             namespace: header.namespace,
             name: header.name,
             kind,
-        }),
+        })),
         _ => Parsed::Rejected,
     }
 }

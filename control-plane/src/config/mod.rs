@@ -27,6 +27,7 @@ pub mod http_route;
 mod http_route_check;
 mod loader;
 pub mod service_entry;
+mod split;
 pub mod virtual_service;
 mod virtual_service_check;
 

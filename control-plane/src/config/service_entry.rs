@@ -108,13 +108,13 @@ impl WorkloadEntry {
                 ),
             );
         }
-        if let Some(l) = &self.locality {
-            if l.split('/').count() > 3 {
-                f.error(
-                    format!("{at}locality"),
-                    format!("{l:?} is not region/zone/subzone"),
-                );
-            }
+        if let Some(l) = &self.locality
+            && l.split('/').count() > 3
+        {
+            f.error(
+                format!("{at}locality"),
+                format!("{l:?} is not region/zone/subzone"),
+            );
         }
     }
 }

@@ -69,9 +69,9 @@ fn empty_documents_are_not_counted() {
         [0, 1]
     );
     // `----` or `--- x` are not separators.
-    assert!(!loader::is_separator_for_tests("----"));
-    assert!(!loader::is_separator_for_tests("--- x"));
-    assert!(loader::is_separator_for_tests("---   # c\r\n"));
+    assert!(!split::is_separator_for_tests("----"));
+    assert!(!split::is_separator_for_tests("--- x"));
+    assert!(split::is_separator_for_tests("---   # c\r\n"));
 }
 
 #[test]
@@ -337,4 +337,44 @@ fn load_dir_reads_yaml_files_in_path_order() {
     assert!(loaded.has_errors());
     assert_eq!(loaded.diagnostics.len(), 1);
     assert_eq!(loaded.diagnostics[0].file, dir.path().join("c.yaml"));
+}
+
+#[test]
+fn retry_and_fault_pitfalls_are_warned() {
+    let text = "\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: r}
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{destination: {host: reviews}}]
+    retries: {perTryTimeout: 1s, retryOn: \"5xx,envoy-ratelimited\"}
+    fault:
+      delay: {fixedDelay: 1s}
+";
+    let (docs, diags) = parse(text);
+    assert_eq!(docs.len(), 1, "warnings do not reject: {diags:?}");
+    let got: Vec<(&str, &str)> = diags
+        .iter()
+        .map(|d| (d.field.as_str(), d.reason.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "spec.http[0].retries.attempts",
+                "not set: as in Istio, retries are disabled and perTryTimeout/retryOn have no effect"
+            ),
+            (
+                "spec.http[0].retries.retryOn",
+                "retry condition \"envoy-ratelimited\" not supported, ignored"
+            ),
+            (
+                "spec.http[0].fault.delay.percentage",
+                "not set: as in Istio, no request is delayed"
+            ),
+        ]
+    );
+    assert!(diags.iter().all(|d| d.severity == Severity::Warning));
 }

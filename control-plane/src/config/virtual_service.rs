@@ -1,7 +1,6 @@
 //! `VirtualService` (networking.istio.io): HTTP routing for one or more hosts.
 //!
-//! The checks that need only this document are in [`check`](self::VirtualService); references to
-//! other documents are resolved by [`crate::translate`].
+//! References to other documents are resolved by [`crate::translate`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;

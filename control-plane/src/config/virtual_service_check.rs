@@ -211,10 +211,10 @@ impl HttpRule {
                 p.check(&format!("{at}.mirrors[{j}].percentage"), f);
             }
         }
-        if let Some(r) = &self.rewrite {
-            if r.uri.as_deref().is_some_and(|u| !u.starts_with('/')) {
-                f.error(format!("{at}.rewrite.uri"), "must start with '/'");
-            }
+        if let Some(r) = &self.rewrite
+            && r.uri.as_deref().is_some_and(|u| !u.starts_with('/'))
+        {
+            f.error(format!("{at}.rewrite.uri"), "must start with '/'");
         }
     }
 }

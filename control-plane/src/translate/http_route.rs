@@ -147,7 +147,8 @@ fn table_routes(
             spec: Some(m),
         }));
     }
-    ranked.sort_by(|a, b| precedence(b.spec).cmp(&precedence(a.spec)));
+    // Stable: ties keep document order.
+    ranked.sort_by_key(|m| std::cmp::Reverse(precedence(m.spec)));
     let actions: Vec<Option<(RouteAction, HeaderMutation, HeaderMutation)>> = route
         .rules
         .iter()
@@ -184,14 +185,14 @@ fn table_routes(
         }
         for (path, rewrite_suffix) in variants {
             let mut action = action.clone();
-            if let (RouteAction::Forward(f), Some(suffix)) = (&mut action, rewrite_suffix) {
-                if let Some(replacement) = prefix_replacement(rule) {
-                    let base = replacement.trim_end_matches('/');
-                    f.prefix_rewrite = Some(match suffix {
-                        "" if base.is_empty() => "/".to_string(),
-                        s => format!("{base}{s}"),
-                    });
-                }
+            if let (RouteAction::Forward(f), Some(suffix)) = (&mut action, rewrite_suffix)
+                && let Some(replacement) = prefix_replacement(rule)
+            {
+                let base = replacement.trim_end_matches('/');
+                f.prefix_rewrite = Some(match suffix {
+                    "" if base.is_empty() => "/".to_string(),
+                    s => format!("{base}{s}"),
+                });
             }
             let route = Route {
                 name: name.clone(),
@@ -249,27 +250,27 @@ fn conditions(
     for (k, h) in m.headers.iter().enumerate() {
         let name = h.name.to_ascii_lowercase();
         let field = format!("{at}.matches[{index}].headers[{k}].value");
-        if names.insert(name.clone()) {
-            if let Some(v) = value(h, field) {
-                headers.push(HeaderMatch {
-                    name,
-                    value: Some(v),
-                    invert: false,
-                });
-            }
+        if names.insert(name.clone())
+            && let Some(v) = value(h, field)
+        {
+            headers.push(HeaderMatch {
+                name,
+                value: Some(v),
+                invert: false,
+            });
         }
     }
     let mut names = BTreeSet::new();
     let mut query = Vec::new();
     for (k, q) in m.query_params.iter().enumerate() {
         let field = format!("{at}.matches[{index}].queryParams[{k}].value");
-        if names.insert(q.name.clone()) {
-            if let Some(v) = value(q, field) {
-                query.push(QueryParamMatch {
-                    name: q.name.clone(),
-                    value: Some(v),
-                });
-            }
+        if names.insert(q.name.clone())
+            && let Some(v) = value(q, field)
+        {
+            query.push(QueryParamMatch {
+                name: q.name.clone(),
+                value: Some(v),
+            });
         }
     }
     (headers, query)
@@ -314,7 +315,7 @@ fn action(
     }
     if rule.backend_refs.is_empty() {
         // Gateway API: a rule with no backends answers 500.
-        return (problems.0.len() == before).then(|| {
+        return (problems.0.len() == before).then_some({
             (
                 RouteAction::DirectResponse {
                     status: 500,

@@ -158,4 +158,8 @@ fn attach_routes<'a>(
 }
 
 #[cfg(test)]
+mod error_tests;
+#[cfg(test)]
+mod feature_tests;
+#[cfg(test)]
 mod tests;

@@ -80,17 +80,17 @@ impl Resolver<'_, '_> {
         subset: Option<&str>,
     ) -> Result<Target, String> {
         let port = self.reg.destination_port(host, port, self.table_port)?;
-        if let Some(s) = subset {
-            if !self.policies.has_subset(host, s) {
-                return Err(match self.policies.by_host.contains_key(host) {
-                    true => format!(
-                        "unknown subset {s:?}: the DestinationRule of {host} does not define it"
-                    ),
-                    false => format!(
-                        "unknown subset {s:?}: no DestinationRule defines subsets for {host}"
-                    ),
-                });
-            }
+        if let Some(s) = subset
+            && !self.policies.has_subset(host, s)
+        {
+            return Err(match self.policies.by_host.contains_key(host) {
+                true => format!(
+                    "unknown subset {s:?}: the DestinationRule of {host} does not define it"
+                ),
+                false => {
+                    format!("unknown subset {s:?}: no DestinationRule defines subsets for {host}")
+                }
+            });
         }
         Ok(Target {
             cluster: mesh_core::cluster_name(host, port, subset),

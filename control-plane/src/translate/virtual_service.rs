@@ -177,15 +177,15 @@ fn action(
         }
     }
     let mut mirrors = Vec::new();
-    if let Some(m) = &rule.mirror {
-        if let Some(t) = resolve(m, format!("{at}.mirror"), problems) {
-            mirrors.push(MirrorPolicy {
-                cluster: t.cluster,
-                percent: rule
-                    .mirror_percentage
-                    .map_or(Percent::ALL, |p| Percent::from_percent(p.value)),
-            });
-        }
+    if let Some(m) = &rule.mirror
+        && let Some(t) = resolve(m, format!("{at}.mirror"), problems)
+    {
+        mirrors.push(MirrorPolicy {
+            cluster: t.cluster,
+            percent: rule
+                .mirror_percentage
+                .map_or(Percent::ALL, |p| Percent::from_percent(p.value)),
+        });
     }
     for (j, m) in rule.mirrors.iter().enumerate() {
         let field = format!("{at}.mirrors[{j}].destination");
