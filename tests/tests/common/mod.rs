@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 /// A ServiceEntry with endpoints `v1` and `v2`, a DestinationRule with their subsets, and a
 /// VirtualService that sends `x-canary: true` to v2 and splits the rest `w1`/`w2`.
-pub fn two_version_service(
+pub(crate) fn two_version_service(
     host: &str,
     port: u16,
     proto: &str,
@@ -21,7 +21,7 @@ pub fn two_version_service(
 /// As [`two_version_service`], with the DestinationRule's `loadBalancer.simple` (`None`: the
 /// default policy).
 #[allow(clippy::too_many_arguments)]
-pub fn with_lb(
+pub(crate) fn with_lb(
     host: &str,
     port: u16,
     proto: &str,
@@ -98,6 +98,6 @@ spec:
 }
 
 /// Share of `n` out of `total`.
-pub fn share(n: usize, total: usize) -> f64 {
+pub(crate) fn share(n: usize, total: usize) -> f64 {
     n as f64 / total as f64
 }
