@@ -70,7 +70,7 @@ fn every_problem_is_printed_and_the_exit_status_is_non_zero() {
         "{subset}"
     );
     assert!(
-        subset.contains("field spec.http[0].route[0].destination.subset"),
+        subset.contains("field spec.http[0].route[0].destination: unknown subset"),
         "{subset}"
     );
     let kind = errors
