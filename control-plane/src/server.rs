@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use mesh_core::{MeshResources, Snapshot};
 use tokio::net::TcpListener;
+
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -68,6 +69,9 @@ pub struct ControlPlane {
     config: Snapshot<ConfigStatus>,
     registry: ClientRegistry,
     tasks: Vec<JoinHandle<()>>,
+    /// Turns true to end every ADS stream and stop the xDS server.
+    stop: tokio::sync::watch::Sender<bool>,
+    xds_task: Option<JoinHandle<()>>,
 }
 
 impl ControlPlane {
@@ -101,6 +105,8 @@ impl ControlPlane {
             config: config.clone(),
             registry: registry.clone(),
             tasks: Vec::new(),
+            stop: tokio::sync::watch::channel(false).0,
+            xds_task: None,
         };
 
         if let Some(dir) = opts.config_dir.clone() {
@@ -116,12 +122,16 @@ impl ControlPlane {
             }));
         }
 
-        let ads = AdsServer::new(snapshot.clone(), registry.clone()).into_service();
-        cp.tasks.push(tokio::spawn(async move {
+        let ads =
+            AdsServer::new(snapshot.clone(), registry.clone(), cp.stop.subscribe()).into_service();
+        let mut stopped = cp.stop.subscribe();
+        cp.xds_task = Some(tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(Duration::from_secs(30)))
                 .add_service(ads)
-                .serve_with_incoming(TcpListenerStream::new(xds))
+                .serve_with_incoming_shutdown(TcpListenerStream::new(xds), async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
                 .await;
             if let Err(e) = result {
                 tracing::error!(error = %e, "xDS server stopped");
@@ -176,8 +186,22 @@ impl ControlPlane {
     }
 }
 
+impl ControlPlane {
+    /// Ends every ADS stream, stops accepting and waits (up to 5 s) until the xDS port is closed.
+    /// Dropping the control plane does the same without waiting.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.xds_task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}
+
 impl Drop for ControlPlane {
     fn drop(&mut self) {
+        // The xDS server finishes by itself once its streams end: aborting it would leave
+        // connections open that still accept streams.
+        let _ = self.stop.send(true);
         for t in &self.tasks {
             t.abort();
         }

@@ -79,3 +79,11 @@ fn every_problem_is_printed_and_the_exit_status_is_non_zero() {
         .expect("unknown kind reported");
     assert!(kind.contains("bad.yaml: document 1"), "{kind}");
 }
+
+#[test]
+fn the_example_mesh_in_the_readme_is_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/config");
+    let (code, out) = validate(&dir);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("0 error(s), 0 warning(s)"), "{out}");
+}

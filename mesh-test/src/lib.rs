@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+pub mod ads;
 pub mod backend;
 pub mod echo;
 pub mod envoy;

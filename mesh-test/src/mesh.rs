@@ -17,8 +17,7 @@ use crate::envoy::Reply;
 /// A control plane serving a temporary config directory on loopback.
 #[derive(Debug)]
 pub struct TestMesh {
-    /// The running control plane.
-    pub cp: ControlPlane,
+    cp: Option<ControlPlane>,
     dir: TempDir,
 }
 
@@ -30,15 +29,24 @@ impl TestMesh {
         for (name, yaml) in files {
             write_atomically(&dir.path().join(name), yaml);
         }
-        let cp = ControlPlane::start(Options {
-            config_dir: Some(dir.path().to_path_buf()),
-            xds_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            admin_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            ..Options::default()
-        })
-        .await
-        .expect("control plane starts");
-        TestMesh { cp, dir }
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let cp = start(dir.path(), any, any).await;
+        TestMesh { cp: Some(cp), dir }
+    }
+
+    /// The running control plane.
+    pub fn cp(&self) -> &ControlPlane {
+        self.cp.as_ref().expect("the control plane is running")
+    }
+
+    /// Stops the control plane (every stream ends, the port closes), leaves it down for `down`,
+    /// then starts a new one on the same addresses and the same directory.
+    pub async fn restart_after(&mut self, down: Duration) {
+        let old = self.cp.take().expect("the control plane is running");
+        let (xds, admin) = (old.xds_addr(), old.admin_addr());
+        old.shutdown().await;
+        tokio::time::sleep(down).await;
+        self.cp = Some(start(self.dir.path(), xds, admin).await);
     }
 
     /// The config directory.
@@ -55,7 +63,7 @@ impl TestMesh {
 
     /// `GET` on the admin API, parsed as JSON.
     pub async fn admin_json(&self, path: &str) -> Value {
-        let reply = get(self.cp.admin_addr(), path, &[]).await;
+        let reply = get(self.cp().admin_addr(), path, &[]).await;
         serde_json::from_str(&reply.body)
             .unwrap_or_else(|e| panic!("admin {path}: not JSON ({e}): {}", reply.body))
     }
@@ -103,6 +111,17 @@ impl TestMesh {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+async fn start(dir: &Path, xds_addr: SocketAddr, admin_addr: SocketAddr) -> ControlPlane {
+    ControlPlane::start(Options {
+        config_dir: Some(dir.to_path_buf()),
+        xds_addr,
+        admin_addr,
+        ..Options::default()
+    })
+    .await
+    .expect("control plane starts")
 }
 
 /// Writes through a temporary file and a rename, so a watcher never reads half a file.

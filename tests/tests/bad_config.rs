@@ -122,8 +122,8 @@ async fn invalid_documents_are_rejected_one_by_one_and_the_rest_is_served() {
     );
 
     // web.yaml is served in full: its route goes to the v1 subset.
-    let snap = mesh.cp.snapshot().load_full();
-    let table = &mesh.cp.config_status().resources.route_tables["web.mesh.local:8080"];
+    let snap = mesh.cp().snapshot().load_full();
+    let table = &mesh.cp().config_status().resources.route_tables["web.mesh.local:8080"];
     let routes = serde_json::to_value(table).unwrap();
     assert!(
         routes
@@ -147,7 +147,7 @@ async fn invalid_documents_are_rejected_one_by_one_and_the_rest_is_served() {
         messages(&status, "error").iter().any(|m| m.contains("v9")),
         "{status:#}"
     );
-    let snap = mesh.cp.snapshot().load_full();
+    let snap = mesh.cp().snapshot().load_full();
     assert!(
         snap.get(
             mesh_xds_client_types::CLUSTER,
@@ -159,7 +159,7 @@ async fn invalid_documents_are_rejected_one_by_one_and_the_rest_is_served() {
         snap.get(mesh_xds_client_types::ROUTE, "web.mesh.local:8080")
             .is_some()
     );
-    let health = mesh_test::mesh::get(mesh.cp.admin_addr(), "/healthz", &[]).await;
+    let health = mesh_test::mesh::get(mesh.cp().admin_addr(), "/healthz", &[]).await;
     assert_eq!(health.status, 200);
 }
 

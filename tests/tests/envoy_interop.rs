@@ -25,7 +25,7 @@ async fn envoy_follows_the_mesh(delta: bool) {
     let node = if delta { "envoy-delta" } else { "envoy-sotw" };
     let envoy = Envoy::start(EnvoyOptions {
         node_id: node.into(),
-        xds_addr: mesh.cp.xds_addr(),
+        xds_addr: mesh.cp().xds_addr(),
         delta,
         route_config_name: format!("{HOST}:{PORT}"),
     })
@@ -92,8 +92,18 @@ async fn envoy_follows_the_mesh(delta: bool) {
     );
     mesh.wait_synced(node, 7, Duration::from_secs(5)).await;
 
+    // What Envoy was sent, as JSON: the route table with the new split.
+    let dump = mesh
+        .admin_json(&format!("/debug/config_dump?node={node}"))
+        .await;
+    let rds = &dump["clients"][0]["resources"]["RDS"][0];
+    assert_eq!(rds["name"], format!("{HOST}:{PORT}"));
+    assert_eq!(rds["state"], "ACKED");
+    let routes = rds["resource"]["virtual_hosts"][0]["routes"].to_string();
+    assert!(routes.contains(r#""weight":100"#), "{dump:#}");
+
     // The control plane's own metrics saw it all.
-    let metrics = mesh_test::mesh::get(mesh.cp.admin_addr(), "/metrics", &[])
+    let metrics = mesh_test::mesh::get(mesh.cp().admin_addr(), "/metrics", &[])
         .await
         .body;
     for series in [

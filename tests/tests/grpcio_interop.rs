@@ -22,7 +22,7 @@ async fn grpcio_follows_the_split_and_the_edit() {
         &common::two_version_service(HOST, PORT, "grpc", v1.addr, v2.addr, 70, 30),
     )])
     .await;
-    let bootstrap = write_bootstrap(mesh.dir(), mesh.cp.xds_addr(), "grpcio-client");
+    let bootstrap = write_bootstrap(mesh.dir(), mesh.cp().xds_addr(), "grpcio-client");
     let target = format!("xds:///{HOST}:{PORT}");
 
     // Calls run for 5 s; the YAML is edited 3 s in.
@@ -105,7 +105,7 @@ async fn grpcio_accepts_the_default_policies() {
                 "",
             );
     let mesh = TestMesh::start(&[("plain.yaml", &yaml)]).await;
-    let bootstrap = write_bootstrap(mesh.dir(), mesh.cp.xds_addr(), "grpcio-default");
+    let bootstrap = write_bootstrap(mesh.dir(), mesh.cp().xds_addr(), "grpcio-default");
     let results = GrpcioClient::run(
         &format!("xds:///plain.mesh.local:{PORT}"),
         Some(&bootstrap),

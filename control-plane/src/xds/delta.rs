@@ -14,12 +14,13 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 use futures::{Stream, StreamExt};
 use mesh_core::Snapshot;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tonic::Status;
 
 use super::cache::Subscription;
 use super::cache::{XdsSnapshot, is_full_state_type, short_type};
 use super::status::{ClientHandle, ClientRegistry, StreamKind};
+use super::stopped;
 
 #[derive(Debug, Default)]
 struct TypeState {
@@ -39,6 +40,7 @@ pub(crate) async fn run<S>(
     tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
     snapshot: Snapshot<XdsSnapshot>,
     registry: ClientRegistry,
+    mut shutdown: watch::Receiver<bool>,
 ) where
     S: Stream<Item = Result<DeltaDiscoveryRequest, Status>> + Unpin,
 {
@@ -48,6 +50,7 @@ pub(crate) async fn run<S>(
     let mut nonce = 0u64;
     loop {
         tokio::select! {
+            _ = stopped(&mut shutdown) => return,
             req = incoming.next() => {
                 let req = match req {
                     Some(Ok(r)) => r,

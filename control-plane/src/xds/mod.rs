@@ -15,7 +15,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 use futures::Stream;
 use mesh_core::Snapshot;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -34,12 +34,22 @@ const STREAM_BUFFER: usize = 16;
 pub struct AdsServer {
     snapshot: Snapshot<XdsSnapshot>,
     registry: ClientRegistry,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl AdsServer {
-    /// A server for `snapshot`, recording clients in `registry`.
-    pub fn new(snapshot: Snapshot<XdsSnapshot>, registry: ClientRegistry) -> Self {
-        Self { snapshot, registry }
+    /// A server for `snapshot`, recording clients in `registry`. Every stream ends when
+    /// `shutdown` turns true.
+    pub fn new(
+        snapshot: Snapshot<XdsSnapshot>,
+        registry: ClientRegistry,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            snapshot,
+            registry,
+            shutdown,
+        }
     }
 
     /// The tonic service to add to a server.
@@ -65,6 +75,7 @@ impl AggregatedDiscoveryService for AdsServer {
             tx,
             self.snapshot.clone(),
             self.registry.clone(),
+            self.shutdown.clone(),
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -79,6 +90,7 @@ impl AggregatedDiscoveryService for AdsServer {
             tx,
             self.snapshot.clone(),
             self.registry.clone(),
+            self.shutdown.clone(),
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -86,3 +98,8 @@ impl AggregatedDiscoveryService for AdsServer {
 
 #[cfg(test)]
 mod tests;
+
+/// Resolves once `shutdown` is true (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}

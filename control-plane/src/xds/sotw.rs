@@ -10,11 +10,12 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use futures::{Stream, StreamExt};
 use mesh_core::Snapshot;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tonic::Status;
 
 use super::cache::{Subscription, XdsSnapshot, fnv1a, is_full_state_type, short_type};
 use super::status::{ClientHandle, ClientRegistry, StreamKind};
+use super::stopped;
 
 #[derive(Debug, Default)]
 struct TypeState {
@@ -30,6 +31,7 @@ pub(crate) async fn run<S>(
     tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
     snapshot: Snapshot<XdsSnapshot>,
     registry: ClientRegistry,
+    mut shutdown: watch::Receiver<bool>,
 ) where
     S: Stream<Item = Result<DiscoveryRequest, Status>> + Unpin,
 {
@@ -39,6 +41,7 @@ pub(crate) async fn run<S>(
     let mut nonce = 0u64;
     loop {
         tokio::select! {
+            _ = stopped(&mut shutdown) => return,
             req = incoming.next() => {
                 let req = match req {
                     Some(Ok(r)) => r,

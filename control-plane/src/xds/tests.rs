@@ -46,7 +46,9 @@ async fn serve(
 ) -> AggregatedDiscoveryServiceClient<tonic::transport::Channel> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let svc = AdsServer::new(snapshot, registry).into_service();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    std::mem::forget(stop);
+    let svc = AdsServer::new(snapshot, registry, shutdown).into_service();
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(svc)
