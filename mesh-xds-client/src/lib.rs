@@ -6,11 +6,17 @@
 //!   [`envoy_types`] crate, packed as `Any` with their type URLs. The control plane uses it to fill
 //!   its snapshot cache. The output has the standard meaning, so a stock Envoy and a stock
 //!   proxyless gRPC client read the same intent from it.
+//! - [`codec`], the decode half: a received `Any` → a validated mesh-core value
+//!   ([`codec::decode_listener`], [`codec::decode_route_table`], [`codec::decode_cluster`],
+//!   [`codec::decode_assignment`]), with a [`codec::Warning`] for every field that is set but not
+//!   supported and harmless to ignore, and a [`codec::DecodeError`] (to NACK) for every field
+//!   that would change routing or security if ignored.
 //!
 //! # What is not here (yet)
-//! Decoding and validating received resources, the ADS client (state-of-the-world and delta),
-//! subscriptions, ACK/NACK, the bootstrap file, and upstream TLS in clusters (encoding a cluster
-//! with TLS returns [`codec::EncodeError::Unsupported`] rather than sending plaintext).
+//! The ADS client (state-of-the-world and delta), subscriptions, ACK/NACK, the bootstrap file,
+//! and upstream TLS in clusters (encoding a cluster with TLS returns
+//! [`codec::EncodeError::Unsupported`] rather than sending plaintext, and decoding a cluster with a
+//! `transport_socket` is a [`codec::DecodeError`] rather than a plaintext connection).
 //!
 //! # Example
 //! ```no_run

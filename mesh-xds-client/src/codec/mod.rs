@@ -1,8 +1,14 @@
 //! The codec between the mesh-core model and Envoy xDS v3 protos.
 //!
-//! This module holds the **encode** half, used by the control plane: each mesh-core resource becomes
-//! the standard Envoy message with its standard meaning, so that a stock Envoy and a stock proxyless
-//! gRPC client read the same intent from the same bytes.
+//! The **encode** half is used by the control plane: each mesh-core resource becomes the standard
+//! Envoy message with its standard meaning, so that a stock Envoy and a stock proxyless gRPC
+//! client read the same intent from the same bytes. The **decode** half is used by the xDS client
+//! to validate every resource it receives: [`decode_listener`], [`decode_route_table`],
+//! [`decode_cluster`] and [`decode_assignment`] check the type URL, deserialize, map every field
+//! into the model and run [`mesh_core::Validate`]; what they cannot honour is a [`Warning`] when
+//! ignoring it is harmless and a [`DecodeError`] (a NACK) when it is not.
+//! `decode(encode(m)) == m` for every model the encoder accepts, up to the normalizations listed
+//! on [`Decoded`].
 //!
 //! | model | proto | type URL |
 //! |---|---|---|
@@ -26,11 +32,16 @@ use envoy_types::pb::google::protobuf::{self as pbwk, Any};
 use mesh_core::{MeshResources, Percent};
 
 mod cluster;
+mod decode;
 mod endpoint;
 mod listener;
 mod route;
 
 pub use cluster::encode_cluster;
+pub use decode::{
+    DecodeError, Decoded, Warning, decode_assignment, decode_cluster, decode_listener,
+    decode_route_table,
+};
 pub use endpoint::encode_assignment;
 pub use listener::encode_listener;
 pub use route::encode_route_table;
