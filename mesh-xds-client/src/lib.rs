@@ -1,22 +1,23 @@
-//! The xDS side of the mesh: the codec between Envoy xDS v3 protos and the mesh-core model.
+//! The xDS side of the mesh: the ADS client, the bootstrap file, and the codec between Envoy xDS
+//! v3 protos and the mesh-core model.
 //!
 //! # What is here
-//! - [`codec`], the encode half: mesh-core resources → standard Envoy xDS v3 messages
-//!   (`Listener`, `RouteConfiguration`, `Cluster`, `ClusterLoadAssignment`) from the
-//!   [`envoy_types`] crate, packed as `Any` with their type URLs. The control plane uses it to fill
-//!   its snapshot cache. The output has the standard meaning, so a stock Envoy and a stock
-//!   proxyless gRPC client read the same intent from it.
-//! - [`codec`], the decode half: a received `Any` → a validated mesh-core value
-//!   ([`codec::decode_listener`], [`codec::decode_route_table`], [`codec::decode_cluster`],
-//!   [`codec::decode_assignment`]), with a [`codec::Warning`] for every field that is set but not
-//!   supported and harmless to ignore, and a [`codec::DecodeError`] (to NACK) for every field
-//!   that would change routing or security if ignored.
+//! - [`codec`]: mesh-core resources ⇄ standard Envoy xDS v3 messages (`Listener`,
+//!   `RouteConfiguration`, `Cluster`, `ClusterLoadAssignment`) from the [`envoy_types`] crate. The
+//!   control plane encodes with it; the client decodes and validates with it
+//!   ([`codec::decode_cluster`] and friends), with a [`codec::Warning`] for each field present but
+//!   not implemented and a [`codec::DecodeError`] (to NACK) for what must fail closed.
+//! - [`client`], the ADS client an application embeds: [`XdsClient`] reads the gRPC bootstrap
+//!   file ([`Bootstrap`]), speaks delta (default) or state-of-the-world ADS, subscribes on demand
+//!   from a target (`host:port`) down through its route table, clusters and endpoints, validates
+//!   every resource into mesh-core, NACKs precisely (naming the resource and field) while applying
+//!   the good resources of the same response, ACKs only after publishing, reconnects with backoff
+//!   while serving the last good state, and exposes it all as a [`MeshState`].
 //!
 //! # What is not here (yet)
-//! The ADS client (state-of-the-world and delta), subscriptions, ACK/NACK, the bootstrap file,
-//! and upstream TLS in clusters (encoding a cluster with TLS returns
-//! [`codec::EncodeError::Unsupported`] rather than sending plaintext, and decoding a cluster with a
-//! `transport_socket` is a [`codec::DecodeError`] rather than a plaintext connection).
+//! Upstream TLS in clusters (encoding a cluster with TLS returns
+//! [`codec::EncodeError::Unsupported`]; a received cluster with a transport socket is NACKed rather
+//! than used as plaintext), federation (A47 authorities), and xDS over TLS to the control plane.
 //!
 //! # Example
 //! ```no_run
@@ -40,4 +41,8 @@
 //! ```
 
 pub mod bootstrap;
+pub mod client;
 pub mod codec;
+
+pub use bootstrap::Bootstrap;
+pub use client::{MeshState, Options, Protocol, Target, TargetError, XdsClient};

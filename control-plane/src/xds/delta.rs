@@ -136,6 +136,14 @@ fn handle_request(
     {
         client.subscribed(&req.type_url, &state.sub);
     }
+    if first && !state.known.is_empty() {
+        let held: Vec<(String, String)> = state
+            .known
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        client.holds(&req.type_url, &held);
+    }
     first
 }
 

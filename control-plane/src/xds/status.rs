@@ -205,6 +205,24 @@ impl ClientHandle {
         }
     }
 
+    /// Records the versions a client says it already holds (delta `initial_resource_versions` on
+    /// reconnect): they count as ACKed at those versions, since the client applied them before.
+    pub fn holds(&self, type_url: &str, held: &[(String, String)]) {
+        let mut s = lock(&self.status);
+        let t = s.types.entry(short_type(type_url)).or_default();
+        for (name, version) in held {
+            t.resources.insert(
+                name.clone(),
+                ResourceStatus {
+                    sent_version: version.clone(),
+                    acked_version: Some(version.clone()),
+                    state: "ACKED",
+                    error: None,
+                },
+            );
+        }
+    }
+
     /// Records the answer to a response that carried `resources`. With `error`, the response was
     /// NACKed: resources the error names are marked NACKED (clients with per-resource semantics,
     /// gRFC A46/A88, applied the rest); when it names none, all of them are.

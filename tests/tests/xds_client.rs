@@ -1,0 +1,283 @@
+//! The in-app xDS client against the real control plane over loopback: fan-out of a YAML edit to
+//! 100 clients, a precise per-resource NACK, a control-plane restart, and delta ≡ SotW.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use mesh_core::MeshResources;
+use mesh_core::route::RouteAction;
+use mesh_test::mesh::TestMesh;
+use mesh_xds_client::client::{Options, Protocol, ResourceStatus, TargetError};
+use mesh_xds_client::{Bootstrap, XdsClient};
+use tokio::time::Instant;
+
+const HOST: &str = "web.mesh.local";
+const PORT: u16 = 8080;
+const TARGET: &str = "web.mesh.local:8080";
+
+fn yaml(w1: u32, w2: u32) -> String {
+    let a = "127.0.0.1:18001".parse().unwrap();
+    let b = "127.0.0.1:18002".parse().unwrap();
+    common::two_version_service(HOST, PORT, "http", a, b, w1, w2)
+}
+
+fn fast(protocol: Protocol) -> Options {
+    Options {
+        protocol,
+        backoff_base: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(500),
+        does_not_exist_timeout: Duration::from_millis(500),
+        ..Options::default()
+    }
+}
+
+fn client(mesh: &TestMesh, node: &str, protocol: Protocol) -> XdsClient {
+    XdsClient::start(
+        Bootstrap::insecure(&mesh.cp().xds_addr().to_string(), node),
+        fast(protocol),
+    )
+}
+
+/// The weights of the split route (the last route) of the target's table.
+fn split(state: &MeshResources) -> Option<BTreeMap<String, u32>> {
+    let table = state.route_tables.get(TARGET)?;
+    let route = table.virtual_hosts.first()?.routes.last()?;
+    match &route.action {
+        RouteAction::Forward(f) => Some(
+            f.clusters
+                .iter()
+                .map(|c| (c.name.clone(), c.weight))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn v2_only(state: &MeshResources) -> bool {
+    split(state).is_some_and(|w| {
+        w.get(&format!("outbound|{PORT}|v1|{HOST}"))
+            .copied()
+            .unwrap_or(0)
+            == 0
+    })
+}
+
+async fn until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yaml_edit_reaches_100_clients_and_each_acks() {
+    let mesh = TestMesh::start(&[("web.yaml", &yaml(80, 20))]).await;
+    let clients: Vec<_> = (0..100)
+        .map(|i| client(&mesh, &format!("app-{i}"), Protocol::Delta))
+        .collect();
+    let targets: Vec<_> = clients.iter().map(|c| c.subscribe(TARGET)).collect();
+    for c in &clients {
+        c.ready(TARGET, Duration::from_secs(20)).await.unwrap();
+        assert!(!v2_only(&c.state().load()));
+    }
+    mesh.write("web.yaml", &yaml(0, 100));
+    for (i, c) in clients.iter().enumerate() {
+        let state = c.state();
+        until(
+            &format!("client {i} to see the new route"),
+            Duration::from_secs(10),
+            || v2_only(&state.load()),
+        )
+        .await;
+    }
+    // Every client ACKed every resource it holds, at the version now served.
+    let syncz = mesh.admin_json("/debug/syncz").await;
+    let all = syncz["clients"].as_array().unwrap();
+    assert_eq!(all.len(), 100);
+    for i in 0..100 {
+        mesh.wait_synced(&format!("app-{i}"), 6, Duration::from_secs(10))
+            .await;
+    }
+    drop(targets);
+}
+
+#[tokio::test]
+async fn a_bad_resource_is_nacked_by_name_and_the_rest_is_applied() {
+    use envoy_types::pb::envoy::config::core::v3::TransportSocket;
+    use mesh_xds_client::codec::{self, CLUSTER_TYPE};
+
+    let mesh = TestMesh::start(&[("web.yaml", &yaml(50, 50))]).await;
+    // A test handler: the same config, but the v2 cluster asks for TLS the client cannot honour.
+    let resources = mesh.cp().config_status().resources.clone();
+    let bad_name = format!("outbound|{PORT}|v2|{HOST}");
+    let mut bad = codec::encode_cluster(&resources.clusters[&bad_name]).unwrap();
+    bad.transport_socket = Some(TransportSocket {
+        name: "envoy.transport_sockets.tls".into(),
+        ..Default::default()
+    });
+    let (server, registry) = mesh_test::ads::serve_with(
+        &resources,
+        vec![(CLUSTER_TYPE, bad_name.clone(), codec::to_any(&bad))],
+    )
+    .await;
+
+    let client = XdsClient::start(
+        Bootstrap::insecure(&server.to_string(), "nack-client"),
+        fast(Protocol::Delta),
+    );
+    let _t = client.subscribe(TARGET);
+    let state = client.state();
+    let good = format!("outbound|{PORT}|v1|{HOST}");
+    until(
+        "the good cluster to be applied",
+        Duration::from_secs(10),
+        || state.load().clusters.contains_key(&good),
+    )
+    .await;
+    until(
+        "the NACK to reach the server",
+        Duration::from_secs(10),
+        || {
+            registry
+                .by_node("nack-client")
+                .first()
+                .is_some_and(|c| c.types.get("CDS").is_some_and(|t| t.nacks > 0))
+        },
+    )
+    .await;
+    let cds = registry.by_node("nack-client")[0].types["CDS"].clone();
+    let err = cds.resources[&bad_name].error.clone().unwrap();
+    assert_eq!(cds.resources[&bad_name].state, "NACKED");
+    assert!(
+        err.contains(&bad_name) && err.contains("transport_socket"),
+        "{err}"
+    );
+    assert_eq!(cds.resources[&good].state, "ACKED", "{cds:?}");
+    assert!(!state.load().clusters.contains_key(&bad_name));
+    let view = state.status();
+    let bad_view = view.resources.iter().find(|r| r.name == bad_name).unwrap();
+    assert_eq!(bad_view.client_status, ResourceStatus::Nacked);
+    assert!(
+        bad_view
+            .error_state
+            .as_ref()
+            .unwrap()
+            .details
+            .contains("transport_socket")
+    );
+}
+
+#[tokio::test]
+async fn clients_keep_the_last_good_state_while_the_control_plane_is_down() {
+    let mut mesh = TestMesh::start(&[("web.yaml", &yaml(80, 20))]).await;
+    let c = client(&mesh, "survivor", Protocol::Delta);
+    let _t = c.subscribe(TARGET);
+    c.ready(TARGET, Duration::from_secs(10)).await.unwrap();
+    let before = c.state().load_full();
+
+    let state = c.state();
+    let restart = async {
+        mesh.write("web.yaml", &yaml(0, 100));
+        mesh.restart_after(Duration::from_millis(1500)).await;
+    };
+    let watch_outage = async {
+        until(
+            "the client to notice the outage",
+            Duration::from_secs(5),
+            || !state.status().connected,
+        )
+        .await;
+        // While down: the last good state, untouched.
+        for _ in 0..10 {
+            assert_eq!(*state.load_full(), *before);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::join!(restart, watch_outage);
+    until(
+        "the client to converge on the new config",
+        Duration::from_secs(10),
+        || v2_only(&state.load()),
+    )
+    .await;
+    assert!(state.status().connected);
+    mesh.wait_synced("survivor", 6, Duration::from_secs(5))
+        .await;
+}
+
+#[tokio::test]
+async fn delta_and_state_of_the_world_yield_the_same_state() {
+    let mesh = TestMesh::start(&[("web.yaml", &yaml(70, 30))]).await;
+    let d = client(&mesh, "delta", Protocol::Delta);
+    let s = client(&mesh, "sotw", Protocol::StateOfTheWorld);
+    let (_a, _b) = (d.subscribe(TARGET), s.subscribe(TARGET));
+    d.ready(TARGET, Duration::from_secs(10)).await.unwrap();
+    s.ready(TARGET, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(*d.state().load_full(), *s.state().load_full());
+    assert_eq!(
+        d.state().load().clusters.len(),
+        2,
+        "the two subsets the routes use"
+    );
+    mesh.wait_synced("sotw", 6, Duration::from_secs(5)).await;
+    mesh.wait_synced("delta", 6, Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_target_that_does_not_exist_is_reported_on_both_protocols() {
+    let mesh = TestMesh::start(&[("web.yaml", &yaml(70, 30))]).await;
+    for protocol in [Protocol::Delta, Protocol::StateOfTheWorld] {
+        let c = client(&mesh, "ghost-hunter", protocol);
+        let _t = c.subscribe("ghost.mesh.local:80");
+        match c.ready("ghost.mesh.local:80", Duration::from_secs(5)).await {
+            Err(TargetError::Missing { resource, .. }) => {
+                assert_eq!(resource, "LDS ghost.mesh.local:80")
+            }
+            other => panic!("{protocol:?}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn dropping_a_target_unsubscribes_what_nothing_else_needs() {
+    let mesh = TestMesh::start(&[("web.yaml", &yaml(70, 30))]).await;
+    let c = client(&mesh, "fickle", Protocol::Delta);
+    let t = c.subscribe(TARGET);
+    c.ready(TARGET, Duration::from_secs(10)).await.unwrap();
+    drop(t);
+    let state = c.state();
+    until("the state to empty", Duration::from_secs(5), || {
+        state.load().route_tables.is_empty() && state.load().clusters.is_empty()
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let syncz = mesh.admin_json("/debug/syncz").await;
+        let me = syncz["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["node_id"] == "fickle")
+            .cloned()
+            .unwrap();
+        let subscribed: usize = ["LDS", "RDS", "CDS", "EDS"]
+            .iter()
+            .map(|t| {
+                me["types"][t]["subscribed"]
+                    .as_array()
+                    .map_or(0, |a| a.len())
+            })
+            .sum();
+        if subscribed == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still subscribed: {me:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
