@@ -129,7 +129,9 @@ fn several_errors_are_reported_together() {
         seconds: 0,
         nanos: 0,
     });
-    // The default model balances by least request, so the encoder wrote a least-request config.
+    // The default model balances by least request, so the encoder wrote a least-request config;
+    // the legacy `lb_config` is read only without a `load_balancing_policy`.
+    c.load_balancing_policy = None;
     if let Some(LbConfig::LeastRequestLbConfig(l)) = &mut c.lb_config {
         l.choice_count = Some(UInt32Value { value: 1 });
     }

@@ -32,7 +32,8 @@ const MAX_DEPTH: usize = 4;
 
 /// `load_balancing_policy`, when set, wins over `lb_policy` (as in Envoy and gRPC); its first
 /// policy we support is used. A policy we cannot express is a warning and round robin (Envoy's
-/// default) is used.
+/// default) is used. `lb_policy`/`lb_config` next to it are the legacy spelling for older clients
+/// (our control plane sends both) and are ignored without a warning.
 pub(super) fn policy(
     ctx: &mut Ctx,
     lb_policy: i32,
@@ -40,12 +41,6 @@ pub(super) fn policy(
     typed: Option<LoadBalancingPolicy>,
 ) -> LbPolicy {
     if let Some(typed) = typed.filter(|t| !t.policies.is_empty()) {
-        if lb_config.is_some() {
-            ctx.warn(
-                "lb_config",
-                "load_balancing_policy is set and wins; ignored",
-            );
-        }
         return extensions(ctx, "load_balancing_policy", typed, 0).unwrap_or_else(|| {
             let reason = "none of the policies is supported; using ROUND_ROBIN";
             ctx.warn("load_balancing_policy", reason);

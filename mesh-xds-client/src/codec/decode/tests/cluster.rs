@@ -175,6 +175,8 @@ fn subsets_upstream_filters_and_oversized_rings_are_rejected() {
         maximum_ring_size: 8 * 1024 * 1024,
     };
     let mut pb = encode_cluster(&ring).unwrap();
+    // The legacy `lb_config` is read only without a `load_balancing_policy`.
+    pb.load_balancing_policy = None;
     if let Some(envoy_types::pb::envoy::config::cluster::v3::cluster::LbConfig::RingHashLbConfig(
         r,
     )) = &mut pb.lb_config
@@ -192,6 +194,7 @@ fn subsets_upstream_filters_and_oversized_rings_are_rejected() {
     let mut c = encoded();
     c.lb_policy = PbLbPolicy::ClusterProvided as i32;
     c.lb_config = None;
+    c.load_balancing_policy = None;
     rejected(decode_cluster(&to_any(&c)), NAME, "lb_policy");
 }
 
