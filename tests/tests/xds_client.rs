@@ -214,8 +214,11 @@ async fn clients_keep_the_last_good_state_while_the_control_plane_is_down() {
 #[tokio::test]
 async fn delta_and_state_of_the_world_yield_the_same_state() {
     let mesh = TestMesh::start(&[("web.yaml", &yaml(70, 30))]).await;
+    // The SotW client reads the very bootstrap file grpcio reads.
+    let file = mesh_test::grpcio::write_bootstrap(mesh.dir(), mesh.cp().xds_addr(), "sotw");
+    let bootstrap = Bootstrap::from_file(&file).unwrap();
+    let s = XdsClient::start(bootstrap, fast(Protocol::StateOfTheWorld));
     let d = client(&mesh, "delta", Protocol::Delta);
-    let s = client(&mesh, "sotw", Protocol::StateOfTheWorld);
     let (_a, _b) = (d.subscribe(TARGET), s.subscribe(TARGET));
     d.ready(TARGET, Duration::from_secs(10)).await.unwrap();
     s.ready(TARGET, Duration::from_secs(10)).await.unwrap();
