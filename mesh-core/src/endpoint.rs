@@ -1,11 +1,16 @@
 //! Endpoints: Envoy's `ClusterLoadAssignment` without the protobuf.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::validate::{FieldErrors, Validate};
+
+/// Endpoint labels. Endpoints of one workload version usually carry equal labels, so the map is
+/// shared rather than copied per endpoint.
+pub type Labels = Arc<BTreeMap<String, String>>;
 
 /// The endpoints of one cluster, grouped by locality and priority.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -20,6 +25,23 @@ impl ClusterLoadAssignment {
     /// Every endpoint, in order.
     pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
         self.localities.iter().flat_map(|l| l.endpoints.iter())
+    }
+
+    /// Makes endpoints with equal labels share one map: a pointer per endpoint instead of a map.
+    pub fn share_labels(&mut self) {
+        let mut shared: HashMap<BTreeMap<String, String>, Labels> = HashMap::new();
+        for e in self
+            .localities
+            .iter_mut()
+            .flat_map(|l| l.endpoints.iter_mut())
+        {
+            match shared.get(&*e.labels) {
+                Some(s) => e.labels = Arc::clone(s),
+                None => {
+                    shared.insert((*e.labels).clone(), Arc::clone(&e.labels));
+                }
+            }
+        }
     }
 }
 
@@ -69,7 +91,8 @@ pub struct Endpoint {
     /// Health as reported by the control plane. Default: healthy.
     pub health: HealthStatus,
     /// Workload labels (carried as `envoy.lb` metadata, as Envoy's subset load balancer expects).
-    pub labels: BTreeMap<String, String>,
+    /// Shared between endpoints with equal labels; see [`ClusterLoadAssignment::share_labels`].
+    pub labels: Labels,
 }
 
 impl Endpoint {
@@ -79,7 +102,7 @@ impl Endpoint {
             address,
             weight: 1,
             health: HealthStatus::Healthy,
-            labels: BTreeMap::new(),
+            labels: Labels::default(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The whole mesh configuration as one value: what the control plane serves and what a client holds.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -10,17 +11,19 @@ use crate::listener::Listener;
 use crate::route::RouteTable;
 
 /// Every resource by kind and name. Stored whole in one [`crate::Snapshot`], so a reader never sees
-/// a route that points at a cluster from another generation.
+/// a route that points at a cluster from another generation. Each resource sits behind an `Arc`, so
+/// publishing a new generation copies pointers, not endpoints, and unchanged resources are shared
+/// between generations.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MeshResources {
     /// Listeners by name (`<host>:<port>`).
-    pub listeners: BTreeMap<String, Listener>,
+    pub listeners: BTreeMap<String, Arc<Listener>>,
     /// Route tables by name.
-    pub route_tables: BTreeMap<String, RouteTable>,
+    pub route_tables: BTreeMap<String, Arc<RouteTable>>,
     /// Clusters by name (`outbound|<port>|<subset>|<host>`).
-    pub clusters: BTreeMap<String, Cluster>,
+    pub clusters: BTreeMap<String, Arc<Cluster>>,
     /// Endpoint assignments by EDS service name.
-    pub assignments: BTreeMap<String, ClusterLoadAssignment>,
+    pub assignments: BTreeMap<String, Arc<ClusterLoadAssignment>>,
 }
 
 /// Istio's cluster name for `host:port`, with an optional subset.

@@ -69,18 +69,19 @@ pub fn build(docs: &[Document]) -> (MeshResources, Vec<Diagnostic>) {
             let listener = Listener::api(target.clone());
             let owner = attached.map_or(sp.doc, |(d, _)| *d);
             if checked(&table, owner, &mut diags) && checked(&listener, sp.doc, &mut diags) {
-                out.route_tables.insert(target.clone(), table);
-                out.listeners.insert(target.clone(), listener);
+                out.route_tables.insert(target.clone(), table.into());
+                out.listeners.insert(target.clone(), listener.into());
             }
 
-            out.clusters.insert(default.clone(), base.cluster(&default));
+            out.clusters
+                .insert(default.clone(), base.cluster(&default).into());
             let la = reg.assignment(*sp, &default, &BTreeMap::new());
-            out.assignments.insert(default, la);
+            out.assignments.insert(default, la.into());
             for (subset, labels, p) in policy.map(|p| p.subsets.as_slice()).unwrap_or(&[]) {
                 let name = cluster_name(host, port, Some(subset));
                 let la = reg.assignment(*sp, &name, labels);
-                out.clusters.insert(name.clone(), p.cluster(&name));
-                out.assignments.insert(name, la);
+                out.clusters.insert(name.clone(), p.cluster(&name).into());
+                out.assignments.insert(name, la.into());
             }
         }
     }

@@ -216,12 +216,12 @@ impl<'a> Registry<'a> {
                 address: SocketAddr::new(ip, port),
                 weight: w.effective_weight(),
                 health: HealthStatus::Healthy,
-                labels: w.labels.clone(),
+                labels: w.labels.clone().into(),
             };
             let locality = Locality::parse(w.locality.as_deref().unwrap_or(""));
             by_locality.entry(locality).or_default().push(endpoint);
         }
-        ClusterLoadAssignment {
+        let mut assignment = ClusterLoadAssignment {
             cluster_name: name.to_string(),
             localities: by_locality
                 .into_iter()
@@ -232,6 +232,8 @@ impl<'a> Registry<'a> {
                     endpoints,
                 })
                 .collect(),
-        }
+        };
+        assignment.share_labels();
+        assignment
     }
 }

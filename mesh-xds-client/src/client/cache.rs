@@ -2,6 +2,7 @@
 //! the dependency walk from targets to endpoints.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use envoy_types::pb::google::protobuf::Any;
 use mesh_core::MeshResources;
@@ -27,14 +28,12 @@ pub enum ResourceStatus {
 }
 
 /// A decoded resource.
-// One per subscribed resource, never on a request path: the size difference does not matter.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value {
-    Listener(mesh_core::listener::Listener),
-    Route(mesh_core::route::RouteTable),
-    Cluster(mesh_core::cluster::Cluster),
-    Endpoint(mesh_core::endpoint::ClusterLoadAssignment),
+    Listener(Arc<mesh_core::listener::Listener>),
+    Route(Arc<mesh_core::route::RouteTable>),
+    Cluster(Arc<mesh_core::cluster::Cluster>),
+    Endpoint(Arc<mesh_core::endpoint::ClusterLoadAssignment>),
 }
 
 /// One resource as the client knows it.
@@ -307,8 +306,8 @@ impl Cache {
 }
 
 fn decode(kind: Kind, any: &Any) -> Result<(Value, Vec<codec::Warning>), DecodeError> {
-    fn w<T>(d: codec::Decoded<T>, f: fn(T) -> Value) -> (Value, Vec<codec::Warning>) {
-        (f(d.value), d.warnings)
+    fn w<T>(d: codec::Decoded<T>, f: fn(Arc<T>) -> Value) -> (Value, Vec<codec::Warning>) {
+        (f(Arc::new(d.value)), d.warnings)
     }
     Ok(match kind {
         Kind::Listener => w(codec::decode_listener(any)?, Value::Listener),

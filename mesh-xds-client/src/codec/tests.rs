@@ -84,13 +84,13 @@ fn mesh() -> MeshResources {
         let target = target_name(host, 9080);
         let cluster = cluster_name(host, 9080, None);
         r.listeners
-            .insert(target.clone(), ModelListener::api(target.clone()));
+            .insert(target.clone(), ModelListener::api(target.clone()).into());
         r.route_tables
-            .insert(target.clone(), route_table(&target, &cluster));
+            .insert(target.clone(), route_table(&target, &cluster).into());
         r.clusters
-            .insert(cluster.clone(), ModelCluster::new(cluster.clone()));
+            .insert(cluster.clone(), ModelCluster::new(cluster.clone()).into());
         r.assignments
-            .insert(cluster.clone(), assignment(&cluster, addr));
+            .insert(cluster.clone(), assignment(&cluster, addr).into());
     }
     r
 }
@@ -144,13 +144,13 @@ fn encode_all_covers_every_resource() {
 fn encode_all_reports_bad_resources_and_keeps_the_rest() {
     let mut r = mesh();
     let bad = cluster_name("reviews", 9080, None);
-    r.clusters.get_mut(&bad).unwrap().tls = Some(UpstreamTls {
+    std::sync::Arc::make_mut(r.clusters.get_mut(&bad).unwrap()).tls = Some(UpstreamTls {
         sni: None,
         san_matchers: Vec::new(),
     });
     r.listeners.insert(
         "misfiled".into(),
-        ModelListener::api(target_name("details", 9080)),
+        ModelListener::api(target_name("details", 9080)).into(),
     );
 
     let (encoded, errors) = encode_all(&r);

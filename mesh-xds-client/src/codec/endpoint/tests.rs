@@ -27,7 +27,8 @@ fn model() -> ModelAssignment {
     labeled.labels = BTreeMap::from([
         ("app".to_owned(), "reviews".to_owned()),
         ("version".to_owned(), "v2".to_owned()),
-    ]);
+    ])
+    .into();
     let mut draining = endpoint("[fd00::2]:9080", 1);
     draining.health = HealthStatus::Draining;
     let a = ModelAssignment {

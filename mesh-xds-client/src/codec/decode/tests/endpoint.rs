@@ -29,7 +29,8 @@ fn endpoint(addr: &str, weight: u32, health: HealthStatus, labels: &[(&str, &str
         labels: labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+            .collect::<BTreeMap<_, _>>()
+            .into(),
     }
 }
 
@@ -238,7 +239,7 @@ fn unsupported_settings_are_warnings() {
         );
     let got = warned(decode_assignment(&to_any(&a)), "canary");
     assert_eq!(
-        got.localities[0].endpoints[0].labels,
+        *got.localities[0].endpoints[0].labels,
         BTreeMap::from([
             ("app".to_owned(), "reviews".to_owned()),
             ("version".to_owned(), "v2".to_owned()),
