@@ -22,4 +22,5 @@
 //! }
 //! ```
 
+pub mod endpoint;
 pub mod route;
