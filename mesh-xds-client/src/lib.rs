@@ -28,9 +28,9 @@
 //!
 //! let mut resources = MeshResources::default();
 //! let target = mesh_core::target_name("reviews.default.svc.cluster.local", 9080);
-//! resources.listeners.insert(target.clone(), Listener::api(target));
+//! resources.listeners.insert(target.clone(), Listener::api(target).into());
 //! let cluster = mesh_core::cluster_name("reviews.default.svc.cluster.local", 9080, None);
-//! resources.clusters.insert(cluster.clone(), Cluster::new(cluster));
+//! resources.clusters.insert(cluster.clone(), Cluster::new(cluster).into());
 //!
 //! let (encoded, errors) = codec::encode_all(&resources);
 //! assert!(errors.is_empty(), "{errors:?}");
