@@ -77,6 +77,8 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Binds both servers, loads the config directory once, and starts serving.
     pub async fn start(opts: Options) -> Result<Self, StartError> {
+        // Install the metrics recorder before the first load records anything.
+        admin::prometheus();
         let xds = TcpListener::bind(opts.xds_addr)
             .await
             .map_err(|source| StartError::Bind {

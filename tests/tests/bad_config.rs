@@ -112,6 +112,15 @@ async fn invalid_documents_are_rejected_one_by_one_and_the_rest_is_served() {
     assert!(find("/api/(v1").contains("broken.yaml: document 2 (VirtualService default/regex), field spec.http[0].match[0].uri.regex"));
     assert!(find("ghost.mesh.local").contains("field spec.http[0].route[0].destination"));
 
+    // The first load already shows in the metrics.
+    let metrics = mesh_test::mesh::get(mesh.cp().admin_addr(), "/metrics", &[])
+        .await
+        .body;
+    assert!(
+        metrics.lines().any(|l| l == "mesh_config_errors 4"),
+        "{metrics}"
+    );
+
     // The unsupported field is a warning with its path; the document still applies.
     let warnings = messages(&status, "warning");
     assert!(
