@@ -339,3 +339,105 @@ fn unwrap_resource(any: Any) -> Any {
         Err(_) => any,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::TransportSocket;
+
+    fn cluster_any(name: &str, tls: bool) -> Any {
+        let mut c = codec::encode_cluster(&mesh_core::cluster::Cluster::new(name)).unwrap();
+        if tls {
+            c.transport_socket = Some(TransportSocket {
+                name: "envoy.transport_sockets.tls".into(),
+                ..Default::default()
+            });
+        }
+        codec::to_any(&c)
+    }
+
+    fn incoming(name: &str, version: &str, any: Any) -> Incoming {
+        Incoming {
+            name: name.into(),
+            version: version.into(),
+            any,
+        }
+    }
+
+    #[test]
+    fn a_rejected_update_keeps_the_last_good_version_and_the_rest_applies() {
+        let mut cache = Cache::default();
+        let now = Instant::now();
+        for n in ["a", "b"] {
+            cache.entries[Kind::Cluster.idx()].insert(n.into(), Entry::requested(now));
+        }
+        let nack = cache.apply(
+            Kind::Cluster,
+            vec![
+                incoming("a", "1", cluster_any("a", false)),
+                incoming("b", "1", cluster_any("b", false)),
+            ],
+            &[],
+            false,
+        );
+        assert_eq!(nack, None);
+        // Version 2 of `a` asks for TLS we cannot honour; version 2 of `b` is fine.
+        let mut b2 = mesh_core::cluster::Cluster::new("b");
+        b2.connect_timeout = Duration::from_secs(3);
+        let b2 = codec::to_any(&codec::encode_cluster(&b2).unwrap());
+        let nack = cache
+            .apply(
+                Kind::Cluster,
+                vec![
+                    incoming("a", "2", cluster_any("a", true)),
+                    incoming("b", "2", b2),
+                ],
+                &[],
+                false,
+            )
+            .unwrap();
+        assert!(
+            nack.contains("\"a\"") && nack.contains("transport_socket"),
+            "{nack}"
+        );
+        assert!(!nack.contains("\"b\""), "{nack}");
+        let a = &cache.entries[Kind::Cluster.idx()]["a"];
+        assert_eq!(
+            (a.status, a.version.as_str(), a.rejected_version.as_deref()),
+            (ResourceStatus::Nacked, "1", Some("2"))
+        );
+        assert!(a.value.is_some(), "the last good version stays in use");
+        let b = &cache.entries[Kind::Cluster.idx()]["b"];
+        assert_eq!((b.status, b.version.as_str()), (ResourceStatus::Acked, "2"));
+        assert_eq!(
+            cache.resources().clusters["b"].connect_timeout,
+            Duration::from_secs(3)
+        );
+        assert!(cache.resources().clusters.contains_key("a"));
+    }
+
+    #[test]
+    fn sotw_deletes_only_what_was_received() {
+        let mut cache = Cache::default();
+        let now = Instant::now();
+        for n in ["a", "late"] {
+            cache.entries[Kind::Cluster.idx()].insert(n.into(), Entry::requested(now));
+        }
+        cache.apply(
+            Kind::Cluster,
+            vec![incoming("", "1", cluster_any("a", false))],
+            &[],
+            true,
+        );
+        assert_eq!(
+            cache.entries[Kind::Cluster.idx()]["late"].status,
+            ResourceStatus::Requested
+        );
+        cache.apply(Kind::Cluster, vec![], &[], true);
+        assert_eq!(
+            cache.entries[Kind::Cluster.idx()]["a"].status,
+            ResourceStatus::DoesNotExist
+        );
+        assert!(cache.resources().clusters.is_empty());
+    }
+}
