@@ -1,4 +1,5 @@
-//! Per-request costs on the hot path: reading the live state, choosing a route, picking a split.
+//! Per-request costs on the hot path: reading the live state, choosing a route, picking a split,
+//! picking an endpoint.
 //!
 //! `cargo bench -p mesh-benches --bench hot_path`
 
@@ -7,8 +8,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use mesh_core::endpoint::{ClusterLoadAssignment, Endpoint, LocalityEndpoints};
 use mesh_core::route::*;
 use mesh_core::{Snapshot, StringMatch};
+use mesh_tower::balance::{Balancer, BalancerKind};
 
 fn table(routes_per_host: usize, hosts: usize) -> RouteTable {
     let vhs = (0..hosts)
@@ -101,5 +104,62 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// 1,000 healthy endpoints in one locality, weights 1 to 4.
+fn endpoints(n: u32) -> ClusterLoadAssignment {
+    ClusterLoadAssignment {
+        cluster_name: "bench".into(),
+        localities: vec![LocalityEndpoints {
+            endpoints: (0..n)
+                .map(|i| Endpoint {
+                    weight: 1 + i % 4,
+                    ..Endpoint::new(std::net::SocketAddr::from((
+                        [10, 0, (i >> 8) as u8, i as u8],
+                        8080,
+                    )))
+                })
+                .collect(),
+            ..Default::default()
+        }],
+    }
+}
+
+fn bench_pick(c: &mut Criterion) {
+    let cla = endpoints(1000);
+    let kinds = [
+        ("round_robin", BalancerKind::RoundRobin),
+        ("random", BalancerKind::Random),
+        (
+            "least_request",
+            BalancerKind::LeastRequest { choice_count: 2 },
+        ),
+        ("peak_ewma", BalancerKind::peak_ewma()),
+        (
+            "ring_hash",
+            BalancerKind::RingHash {
+                minimum_ring_size: 1024,
+                maximum_ring_size: 8 * 1024 * 1024,
+            },
+        ),
+    ];
+    let mut g = c.benchmark_group("endpoint_pick_1000");
+    for (name, kind) in kinds {
+        let b = Balancer::with_kind(kind, &cla, None);
+        // Give every endpoint a latency sample, as in steady state.
+        for i in 0..2000u64 {
+            if let Some(p) = b.pick(Some(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)), None) {
+                p.observe(std::time::Duration::from_micros(500 + i % 1000));
+            }
+        }
+        let mut h = 0u64;
+        g.bench_function(name, |bench| {
+            bench.iter(|| {
+                h = h.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                black_box(b.pick(black_box(Some(h)), None).map(|p| p.addr()))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_pick);
 criterion_main!(benches);

@@ -22,5 +22,6 @@
 //! }
 //! ```
 
+pub mod balance;
 pub mod endpoint;
 pub mod route;
