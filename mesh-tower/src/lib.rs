@@ -22,5 +22,7 @@
 //! }
 //! ```
 
+pub mod breaker;
 pub mod endpoint;
+pub mod retry;
 pub mod route;
