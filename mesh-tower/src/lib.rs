@@ -23,5 +23,7 @@
 //! ```
 
 pub mod balance;
+pub mod breaker;
 pub mod endpoint;
+pub mod retry;
 pub mod route;
