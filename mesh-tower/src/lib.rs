@@ -24,5 +24,6 @@
 
 pub mod breaker;
 pub mod endpoint;
+pub mod outlier;
 pub mod retry;
 pub mod route;
