@@ -25,5 +25,6 @@
 pub mod balance;
 pub mod breaker;
 pub mod endpoint;
+pub mod outlier;
 pub mod retry;
 pub mod route;
