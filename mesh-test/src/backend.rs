@@ -56,8 +56,22 @@ impl Drop for Backend {
     }
 }
 
+/// How a programmable HTTP backend misbehaves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Behavior {
+    /// Share of requests answered `503`, in per mille (0–1000).
+    pub fail_permille: u32,
+    /// Delay before every answer.
+    pub delay: std::time::Duration,
+}
+
 /// Starts an HTTP backend named `name` on `127.0.0.1:0` (HTTP/1.1 and h2c).
 pub async fn http(name: &str) -> Backend {
+    http_with(name, Behavior::default()).await
+}
+
+/// As [`http`], answering `503` for a share of requests and after a delay, per `behavior`.
+pub async fn http_with(name: &str, behavior: Behavior) -> Backend {
     let listener = bind_loopback(&format!("http backend {name}")).await;
     let addr = listener
         .local_addr()
@@ -70,8 +84,12 @@ pub async fn http(name: &str) -> Backend {
             log.record(&req);
             let name = Arc::clone(&name);
             async move {
+                if !behavior.delay.is_zero() {
+                    tokio::time::sleep(behavior.delay).await;
+                }
+                let failed = fastrand::u32(0..1000) < behavior.fail_permille;
                 let response = Response::builder()
-                    .status(200)
+                    .status(if failed { 503 } else { 200 })
                     .header("x-backend", &*name)
                     .header("x-path", req.uri().path())
                     .body(Full::new(Bytes::copy_from_slice(name.as_bytes())))

@@ -24,7 +24,11 @@
 
 pub mod balance;
 pub mod breaker;
+pub mod client;
 pub mod endpoint;
+pub mod fault;
 pub mod outlier;
 pub mod retry;
 pub mod route;
+
+pub use client::{Client, Error};

@@ -27,7 +27,7 @@ pub fn route_matches<B>(m: &RouteMatch, req: &Request<B>) -> bool {
             .all(|q| query_matches(q, req.uri().query()))
 }
 
-fn header_matches<B>(h: &HeaderMatch, req: &Request<B>) -> bool {
+pub(crate) fn header_matches<B>(h: &HeaderMatch, req: &Request<B>) -> bool {
     let value: Option<Cow<'_, str>> = match h.name.as_str() {
         ":method" => Some(Cow::Borrowed(req.method().as_str())),
         ":path" => req

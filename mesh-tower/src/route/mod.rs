@@ -4,7 +4,7 @@
 //! This is the decision every outbound request makes, so it reads the table by reference and
 //! allocates nothing except when a header repeats (its values are joined with `,` as Envoy does).
 
-mod matching;
+pub(crate) mod matching;
 
 use http::Request;
 use mesh_core::route::{Route, RouteTable, VirtualHost, WeightedCluster};

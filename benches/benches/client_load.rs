@@ -1,0 +1,272 @@
+//! `client_load`: the mesh client stack against the bare hyper client, same server, same run.
+//!
+//! ```sh
+//! cargo bench -p mesh-benches --bench client_load            # 5 interleaved rounds × 3 s per mode
+//! cargo bench -p mesh-benches --bench client_load -- --quick # 2 rounds × 1 s
+//! ```
+//!
+//! A bare hyper HTTP/1.1 server runs on its own single-threaded runtime (thread "server"); the
+//! load runs on another single-threaded runtime (thread "load") with 16 concurrent closed-loop
+//! workers. Mode A sends through a bare `hyper_util` pooled client straight to the server; mode B
+//! sends through `mesh_tower::Client` with a static mesh config (one route, a 90/10 split between
+//! two clusters that both point at the same server, P2C peak-EWMA balancing, a retry policy and
+//! circuit breakers) — the full per-request path minus xDS. Reported per mode: requests per second
+//! (median of rounds), latency p50/p99 over all rounds, and heap allocations per request (counting
+//! allocator); then B as a ratio of A.
+
+#![allow(missing_docs, unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use mesh_core::cluster::Cluster;
+use mesh_core::endpoint::{ClusterLoadAssignment, Endpoint, LocalityEndpoints};
+use mesh_core::listener::Listener;
+use mesh_core::route::*;
+use mesh_core::{MeshResources, Snapshot};
+use tokio::time::Instant;
+
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const HOST: &str = "bench.mesh.local";
+const CONCURRENCY: usize = 16;
+
+fn server(addr_tx: std::sync::mpsc::Sender<SocketAddr>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addr_tx.send(listener.local_addr().unwrap()).unwrap();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req: http::Request<Incoming>| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                        Bytes::from_static(b"ok"),
+                    )))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+}
+
+fn mesh(addr: SocketAddr) -> MeshResources {
+    let target = mesh_core::target_name(HOST, 80);
+    let mut r = MeshResources::default();
+    let (c1, c2) = (
+        mesh_core::cluster_name(HOST, 80, Some("v1")),
+        mesh_core::cluster_name(HOST, 80, Some("v2")),
+    );
+    r.listeners
+        .insert(target.clone(), Listener::api(target.clone()).into());
+    let route = Route {
+        name: "split".into(),
+        matcher: RouteMatch::default(),
+        action: RouteAction::Forward(ForwardAction {
+            clusters: vec![
+                WeightedCluster {
+                    name: c1.clone(),
+                    weight: 90,
+                },
+                WeightedCluster {
+                    name: c2.clone(),
+                    weight: 10,
+                },
+            ],
+            retry: Some(RetryPolicy {
+                retry_on: vec![RetryOn::ConnectFailure, RetryOn::Reset],
+                num_retries: 2,
+                ..Default::default()
+            }),
+            ..ForwardAction::to_cluster("unused")
+        }),
+        request_headers: HeaderMutation::default(),
+        response_headers: HeaderMutation::default(),
+        fault: None,
+    };
+    r.route_tables.insert(
+        target.clone(),
+        RouteTable {
+            name: target,
+            virtual_hosts: vec![VirtualHost {
+                name: HOST.into(),
+                domains: vec!["*".into()],
+                routes: vec![route],
+            }],
+        }
+        .into(),
+    );
+    for c in [c1, c2] {
+        r.clusters.insert(c.clone(), Cluster::new(c.clone()).into());
+        r.assignments.insert(
+            c.clone(),
+            ClusterLoadAssignment {
+                cluster_name: c,
+                localities: vec![LocalityEndpoints {
+                    endpoints: vec![Endpoint::new(addr)],
+                    ..Default::default()
+                }],
+            }
+            .into(),
+        );
+    }
+    r
+}
+
+#[derive(Default)]
+struct Round {
+    requests: u64,
+    allocs: u64,
+    latencies: Vec<Duration>,
+    secs: f64,
+}
+
+async fn round(
+    mode: &str,
+    bare: &HyperClient<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    meshc: &mesh_tower::Client,
+    addr: SocketAddr,
+    secs: f64,
+) -> Round {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    let allocs_before = ALLOCS.load(Ordering::Relaxed);
+    let started = Instant::now();
+    for _ in 0..CONCURRENCY {
+        let (stop, bare, meshc, mode) =
+            (stop.clone(), bare.clone(), meshc.clone(), mode.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let status = if mode == "A" {
+                    let resp = bare
+                        .request(
+                            http::Request::get(format!("http://{addr}/"))
+                                .body(Empty::new())
+                                .unwrap(),
+                        )
+                        .await
+                        .unwrap();
+                    let s = resp.status();
+                    resp.into_body().collect().await.unwrap();
+                    s
+                } else {
+                    let resp = meshc
+                        .request(
+                            http::Request::get(format!("http://{HOST}/"))
+                                .body(Empty::<Bytes>::new())
+                                .unwrap(),
+                        )
+                        .await
+                        .unwrap();
+                    let s = resp.status();
+                    resp.into_body().collect().await.unwrap();
+                    s
+                };
+                assert_eq!(status, 200);
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut r = Round::default();
+    for t in tasks {
+        r.latencies.extend(t.await.unwrap());
+    }
+    r.secs = started.elapsed().as_secs_f64();
+    r.requests = r.latencies.len() as u64;
+    r.allocs = ALLOCS.load(Ordering::Relaxed) - allocs_before;
+    r
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (rounds, secs) = if quick { (2, 1.0) } else { (5, 3.0) };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("server".into())
+        .spawn(move || server(tx))
+        .unwrap();
+    let addr = rx.recv().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_nodelay(true);
+        let bare = HyperClient::builder(TokioExecutor::new()).build(connector);
+        let meshc = mesh_tower::Client::from_snapshot(Snapshot::new(mesh(addr)));
+        // Warm-up: connections in both pools.
+        round("A", &bare, &meshc, addr, 0.5).await;
+        round("B", &bare, &meshc, addr, 0.5).await;
+        let mut results: BTreeMap<&str, Vec<Round>> = BTreeMap::new();
+        for _ in 0..rounds {
+            for mode in ["A", "B"] {
+                let r = round(mode, &bare, &meshc, addr, secs).await;
+                results.entry(mode).or_default().push(r);
+            }
+        }
+        let mut summary = BTreeMap::new();
+        for (mode, rs) in &results {
+            let mut rps: Vec<f64> = rs.iter().map(|r| r.requests as f64 / r.secs).collect();
+            rps.sort_by(f64::total_cmp);
+            let mut lat: Vec<Duration> = rs.iter().flat_map(|r| r.latencies.iter().copied()).collect();
+            lat.sort();
+            let total: u64 = rs.iter().map(|r| r.requests).sum();
+            let allocs: u64 = rs.iter().map(|r| r.allocs).sum();
+            let p = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
+            let name = if *mode == "A" { "bare hyper client" } else { "mesh_tower::Client" };
+            println!(
+                "client_load {mode} {name:<20} rps median {:>8.0} (min {:.0} max {:.0}) p50 {:>7.1?} p99 {:>7.1?} allocs/req {:.1}",
+                rps[rps.len() / 2], rps[0], rps[rps.len() - 1], p(0.5), p(0.99), allocs as f64 / total as f64
+            );
+            summary.insert(*mode, (rps[rps.len() / 2], p(0.5), p(0.99), allocs as f64 / total as f64));
+        }
+        let (a, b) = (summary["A"], summary["B"]);
+        println!(
+            "client_load ratio B/A: throughput {:.2}x, added p50 {:?}, added p99 {:?}, extra allocs/req {:.1}",
+            b.0 / a.0,
+            b.1.saturating_sub(a.1),
+            b.2.saturating_sub(a.2),
+            b.3 - a.3
+        );
+    });
+}

@@ -1,0 +1,80 @@
+//! Errors of the client stack: each names what failed and why, and classifies itself.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Why a request through [`super::Client`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No listener or route table is known for the request's authority.
+    #[error(
+        "no route for {authority}: the mesh has no listener {target} (is the target subscribed and does it exist?)"
+    )]
+    NoTarget {
+        /// The request's authority.
+        authority: String,
+        /// The listener looked up, `host:port`.
+        target: String,
+    },
+    /// The route table has no virtual host or route matching the request.
+    #[error("no route in {table} matches {method} {authority}{path}")]
+    NoRoute {
+        /// Route table name.
+        table: String,
+        /// Method.
+        method: String,
+        /// Authority.
+        authority: String,
+        /// Path.
+        path: String,
+    },
+    /// A route names a cluster the client does not have (yet).
+    #[error("cluster {cluster} (from route {route:?}) is not known")]
+    NoCluster {
+        /// The cluster.
+        cluster: String,
+        /// The route.
+        route: String,
+    },
+    /// The cluster has no endpoint that may receive requests.
+    #[error("cluster {cluster} has no healthy endpoint")]
+    NoHealthyEndpoint {
+        /// The cluster.
+        cluster: String,
+    },
+    /// The route timeout expired.
+    #[error("route {route:?} timed out after {timeout:?}")]
+    Timeout {
+        /// The route.
+        route: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// Connecting to or talking with an endpoint failed.
+    #[error("upstream {endpoint} of cluster {cluster}: {source}")]
+    Upstream {
+        /// The cluster.
+        cluster: String,
+        /// The endpoint.
+        endpoint: SocketAddr,
+        /// True when the connection could not be made (nothing was sent).
+        connect: bool,
+        /// What failed.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The request is not a valid absolute-form request.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
+impl Error {
+    /// True when the request certainly never reached an endpoint.
+    pub fn never_sent(&self) -> bool {
+        match self {
+            Error::Upstream { connect, .. } => *connect,
+            Error::Timeout { .. } => false,
+            _ => true,
+        }
+    }
+}

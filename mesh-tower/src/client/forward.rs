@@ -1,0 +1,249 @@
+//! Forwarding one request to a cluster: split, balance, break, retry, report outliers, mirror.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HOST, HeaderName, HeaderValue};
+use http::{Request, Response, Uri};
+use mesh_core::MeshResources;
+use mesh_core::route::{ForwardAction, PathMatch, Route};
+use tokio::time::Instant;
+
+use super::body::{self, Body, BoxError};
+use super::replay::Replay;
+use super::runtime::ClusterRuntime;
+use super::{Error, Inner, headers};
+use crate::retry::{Backoff, Outcome, is_retryable};
+
+/// Envoy's attempt-count request header.
+const ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
+
+pub(super) async fn forward<B>(
+    inner: &Inner,
+    state: &MeshResources,
+    route: &Route,
+    f: &ForwardAction,
+    authority: String,
+    req: Request<B>,
+) -> Result<Response<Body>, Error>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let weighted =
+        crate::route::pick_weighted(&f.clusters, fastrand::u32(..)).ok_or_else(|| {
+            Error::NoCluster {
+                cluster: String::new(),
+                route: route.name.clone(),
+            }
+        })?;
+    let runtimes = inner.runtimes.load();
+    let rt = runtimes
+        .get(&weighted.name)
+        .cloned()
+        .ok_or_else(|| Error::NoCluster {
+            cluster: weighted.name.clone(),
+            route: route.name.clone(),
+        })?;
+    let hash = crate::balance::hash_request(&f.hash_policies, &req, None);
+    let (mut parts, body) = req.into_parts();
+    headers::apply(&route.request_headers, &mut parts.headers);
+    let host = f.host_rewrite.clone().unwrap_or(authority);
+    let path = rewrite_path(route, f, &parts.uri);
+    let mut body = Replay::new(body, inner.max_replay)
+        .await
+        .map_err(|e| Error::InvalidRequest(format!("reading the request body: {e}")))?;
+
+    for m in &f.mirrors {
+        if body.replayable()
+            && fastrand::u32(0..1_000_000) < m.percent.per_million()
+            && let Some(target) = runtimes.get(&m.cluster).cloned()
+        {
+            mirror(inner, target, &parts, &host, &path, &mut body);
+        }
+    }
+    drop(runtimes);
+    let _ = state;
+
+    let _active = rt.budget.request();
+    let _permit = match rt.breaker.try_request() {
+        Ok(p) => p,
+        Err(overflow) => return Ok(crate::breaker::overflow_response(overflow)),
+    };
+    let retry = f.retry.as_ref().filter(|_| body.replayable());
+    let attempts = 1 + retry.map_or(0, |r| r.num_retries);
+    let backoff = retry.map(Backoff::from_policy);
+    let mut rng = fastrand::Rng::new();
+    let mut avoid = None;
+    let mut attempt = 1u32;
+    // Held while a retry is in flight, so the budget counts it.
+    let mut _retry_permit = None;
+    loop {
+        let pick = rt
+            .balancer
+            .pick(hash, avoid)
+            .ok_or_else(|| Error::NoHealthyEndpoint {
+                cluster: rt.cluster.name.clone(),
+            })?;
+        let addr = pick.addr();
+        let Some(attempt_body) = body.take() else {
+            return Err(Error::InvalidRequest(
+                "the request body was already sent".into(),
+            ));
+        };
+        let mut out = Request::new(attempt_body);
+        *out.method_mut() = parts.method.clone();
+        *out.version_mut() = parts.version;
+        *out.headers_mut() = parts.headers.clone();
+        *out.uri_mut() = Uri::builder()
+            .scheme("http")
+            .authority(addr.to_string())
+            .path_and_query(path.as_str())
+            .build()
+            .map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        if let Ok(h) = HeaderValue::try_from(host.as_str()) {
+            out.headers_mut().insert(HOST, h);
+        }
+        out.headers_mut()
+            .insert(ATTEMPT_COUNT, HeaderValue::from(attempt));
+
+        let started = Instant::now();
+        let per_try = retry.and_then(|r| r.per_try_timeout);
+        let http = if parts.version == http::Version::HTTP_2 {
+            &inner.http2
+        } else {
+            &inner.http1
+        };
+        let sent = http.request(out);
+        // `None`: the per-try timeout expired.
+        let result = match per_try {
+            Some(t) => tokio::time::timeout(t, sent).await.ok(),
+            None => Some(sent.await),
+        };
+        let (outcome, result) = match result {
+            Some(Ok(resp)) => {
+                let grpc = resp
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok()?.parse().ok());
+                (
+                    Outcome::Response(resp.status(), grpc),
+                    Ok(resp.map(body::boxed)),
+                )
+            }
+            Some(Err(e)) => {
+                let connect = e.is_connect();
+                let outcome = if connect {
+                    Outcome::ConnectFailure
+                } else {
+                    Outcome::Reset
+                };
+                (
+                    outcome,
+                    Err(Error::Upstream {
+                        cluster: rt.cluster.name.clone(),
+                        endpoint: addr,
+                        connect,
+                        source: Box::new(e),
+                    }),
+                )
+            }
+            None => (
+                Outcome::Timeout,
+                Err(Error::Timeout {
+                    route: route.name.clone(),
+                    timeout: per_try.unwrap_or_default(),
+                }),
+            ),
+        };
+        report(&rt, &pick, &outcome);
+        pick.observe(started.elapsed());
+
+        let retryable =
+            retry.is_some_and(|r| is_retryable(&r.retry_on, &r.retriable_status_codes, outcome));
+        if !retryable || attempt >= attempts {
+            return result;
+        }
+        // Envoy: a retry the budget does not allow is not made; the caller gets this attempt's
+        // result, so a failing cluster is not hit harder.
+        let Some(permit) = rt.budget.try_retry() else {
+            tracing::debug!(cluster = %rt.cluster.name, "retry budget exhausted; not retrying");
+            return result;
+        };
+        _retry_permit = Some(permit);
+        attempt += 1;
+        avoid = Some(addr);
+        if let Some(b) = &backoff {
+            tokio::time::sleep(b.delay(attempt - 1, &mut rng)).await;
+        }
+    }
+}
+
+fn report(rt: &ClusterRuntime, pick: &crate::balance::Pick, outcome: &Outcome) {
+    let Some(d) = &rt.outlier else { return };
+    let (status, connect_failure) = match outcome {
+        Outcome::Response(s, _) => (Some(s.as_u16()), false),
+        Outcome::ConnectFailure => (None, true),
+        _ => (Some(503), false),
+    };
+    d.report(pick.stats(), status, connect_failure, Instant::now());
+}
+
+/// The path (and query) after the route's prefix rewrite.
+fn rewrite_path(route: &Route, f: &ForwardAction, uri: &Uri) -> String {
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    let Some(new) = &f.prefix_rewrite else {
+        return pq.to_string();
+    };
+    match &route.matcher.path {
+        PathMatch::Prefix(p) if pq.len() >= p.len() => format!("{new}{}", &pq[p.len()..]),
+        PathMatch::Exact(p) if uri.path() == p => {
+            let query = uri.query().map_or(String::new(), |q| format!("?{q}"));
+            format!("{new}{query}")
+        }
+        _ => pq.to_string(),
+    }
+}
+
+/// Fire and forget: a copy to the mirror cluster, its response discarded, never awaited. The
+/// authority gets Envoy's `-shadow` suffix so the mirror can tell copies apart.
+fn mirror(
+    inner: &Inner,
+    rt: Arc<ClusterRuntime>,
+    parts: &http::request::Parts,
+    host: &str,
+    path: &str,
+    body: &mut Replay,
+) {
+    let Some(pick) = rt.balancer.pick(None, None) else {
+        return;
+    };
+    let Some(b) = body.take() else { return };
+    let mut out = Request::new(b);
+    *out.method_mut() = parts.method.clone();
+    *out.headers_mut() = parts.headers.clone();
+    let Ok(uri) = Uri::builder()
+        .scheme("http")
+        .authority(pick.addr().to_string())
+        .path_and_query(path)
+        .build()
+    else {
+        return;
+    };
+    *out.uri_mut() = uri;
+    let shadow = match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => format!("{h}-shadow:{p}"),
+        _ => format!("{host}-shadow"),
+    };
+    if let Ok(h) = HeaderValue::try_from(shadow) {
+        out.headers_mut().insert(HOST, h);
+    }
+    let http = inner.http1.clone();
+    tokio::spawn(async move {
+        let _pick = pick;
+        if let Ok(resp) = http.request(out).await {
+            // Drain so the connection returns to the pool.
+            let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+        }
+    });
+}

@@ -1,0 +1,216 @@
+//! [`Client`]: an HTTP client that sends each request as the live mesh state says — route, split,
+//! balance, retry, break, eject, inject faults, mirror — over pooled hyper connections.
+//!
+//! ```no_run
+//! # async fn demo(state: mesh_xds_client::MeshState) -> Result<(), Box<dyn std::error::Error>> {
+//! use bytes::Bytes;
+//! use http_body_util::Empty;
+//!
+//! let client = mesh_tower::Client::new(&state);
+//! let resp = client
+//!     .request(http::Request::get("http://reviews.default.svc.cluster.local:9080/r/1").body(Empty::<Bytes>::new())?)
+//!     .await?;
+//! println!("{}", resp.status());
+//! # Ok(()) }
+//! ```
+//!
+//! Per request the client reads the state once (an `Arc` clone), allocates the outgoing request,
+//! and touches only atomics: no lock, no stack rebuilt. A config change swaps the state between two
+//! requests; requests in flight finish with the state they started with.
+
+pub mod body;
+mod error;
+mod forward;
+mod headers;
+mod replay;
+mod runtime;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use mesh_core::route::RouteAction;
+use mesh_core::{MeshResources, Snapshot};
+
+pub use body::{Body, BoxError};
+pub use error::Error;
+
+use runtime::Runtimes;
+
+/// Request bodies up to this size are buffered so they can be retried and mirrored.
+pub const DEFAULT_MAX_REPLAY_BYTES: usize = 64 * 1024;
+
+/// The mesh HTTP client. Cheap to clone; one per process is enough.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: Snapshot<MeshResources>,
+    runtimes: Arc<Runtimes>,
+    http1: HyperClient<HttpConnector, Body>,
+    http2: HyperClient<HttpConnector, Body>,
+    max_replay: usize,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Client {
+    /// A client following an xDS client's live state. Must be called inside a tokio runtime.
+    pub fn new(state: &mesh_xds_client::MeshState) -> Client {
+        Self::from_snapshot(state.resources().clone())
+    }
+
+    /// A client following any snapshot of mesh resources (tests, static configs).
+    pub fn from_snapshot(state: Snapshot<MeshResources>) -> Client {
+        Self::with_options(state, DEFAULT_MAX_REPLAY_BYTES)
+    }
+
+    /// As [`Client::from_snapshot`], buffering request bodies up to `max_replay` bytes for retries
+    /// and mirrors (larger bodies stream through once, never retried or mirrored).
+    pub fn with_options(state: Snapshot<MeshResources>, max_replay: usize) -> Client {
+        let runtimes: Arc<Runtimes> = Arc::new(arc_swap::ArcSwap::from_pointee(runtime::build(
+            &state.load(),
+            &HashMap::new(),
+        )));
+        let task = tokio::spawn(runtime::maintain(state.clone(), Arc::downgrade(&runtimes)));
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let http1 = HyperClient::builder(TokioExecutor::new()).build(connector.clone());
+        let http2 = HyperClient::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build(connector);
+        Client {
+            inner: Arc::new(Inner {
+                state,
+                runtimes,
+                http1,
+                http2,
+                max_replay,
+                task,
+            }),
+        }
+    }
+
+    /// Sends `req` (absolute URI, or a `Host` header) through the mesh.
+    pub async fn request<B>(&self, req: Request<B>) -> Result<Response<Body>, Error>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let state = self.inner.state.load_full();
+        let authority = crate::route::authority(&req)
+            .ok_or_else(|| {
+                Error::InvalidRequest("no authority in the URI and no Host header".into())
+            })?
+            .to_string();
+        let target = target_of(&authority, req.uri().scheme_str());
+        let table = state
+            .listeners
+            .get(&target)
+            .and_then(|l| state.route_tables.get(&l.route_config_name))
+            .ok_or_else(|| Error::NoTarget {
+                authority: authority.clone(),
+                target: target.clone(),
+            })?;
+        let route = crate::route::select(table, &req).ok_or_else(|| Error::NoRoute {
+            table: table.name.clone(),
+            method: req.method().to_string(),
+            authority: authority.clone(),
+            path: req.uri().path().to_string(),
+        })?;
+        match &route.action {
+            RouteAction::DirectResponse { status, body } => {
+                let mut resp = Response::new(match body {
+                    Some(b) => body::full(Bytes::from(b.clone())),
+                    None => body::empty(),
+                });
+                *resp.status_mut() =
+                    http::StatusCode::from_u16(*status).unwrap_or(http::StatusCode::OK);
+                headers::apply(&route.response_headers, resp.headers_mut());
+                Ok(resp)
+            }
+            RouteAction::Forward(f) => {
+                if let Some(fault) = &route.fault {
+                    let inj = crate::fault::decide_random(fault, &req);
+                    if let Some(d) = inj.delay {
+                        tokio::time::sleep(d).await;
+                    }
+                    if let Some(status) = inj.abort {
+                        return Ok(crate::fault::abort_response(status));
+                    }
+                }
+                let send = forward::forward(&self.inner, &state, route, f, authority, req);
+                let mut resp = match f.timeout {
+                    Some(t) => {
+                        tokio::time::timeout(t, send)
+                            .await
+                            .map_err(|_| Error::Timeout {
+                                route: route.name.clone(),
+                                timeout: t,
+                            })??
+                    }
+                    None => send.await?,
+                };
+                headers::apply(&route.response_headers, resp.headers_mut());
+                Ok(resp)
+            }
+        }
+    }
+}
+
+/// `host:port` of an authority, adding the scheme's default port.
+fn target_of(authority: &str, scheme: Option<&str>) -> String {
+    let has_port = authority.rsplit_once(':').is_some_and(|(h, p)| {
+        !h.ends_with('[') && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
+    }) && !authority.ends_with(']');
+    if has_port {
+        authority.to_string()
+    } else {
+        let port = if scheme == Some("https") { 443 } else { 80 };
+        format!("{authority}:{port}")
+    }
+}
+
+impl<B> tower::Service<Request<B>> for Client
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let client = self.clone();
+        Box::pin(async move { client.request(req).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn default_ports() {
+        assert_eq!(super::target_of("svc", Some("http")), "svc:80");
+        assert_eq!(super::target_of("svc:9080", None), "svc:9080");
+        assert_eq!(super::target_of("svc", Some("https")), "svc:443");
+        assert_eq!(super::target_of("[::1]", None), "[::1]:80");
+        assert_eq!(super::target_of("[::1]:81", None), "[::1]:81");
+    }
+}

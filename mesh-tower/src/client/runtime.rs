@@ -1,0 +1,134 @@
+//! Per-cluster runtime state, rebuilt from the mesh state whenever it changes: the balancer over
+//! the cluster's endpoints, its circuit breaker and retry budget, and its outlier detector. Live
+//! counters carry over from the previous runtime, so a config change drops no request and resets
+//! no limit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use mesh_core::cluster::Cluster;
+use mesh_core::endpoint::ClusterLoadAssignment;
+use mesh_core::{MeshResources, Snapshot};
+use tokio::time::Instant;
+
+use crate::balance::Balancer;
+use crate::breaker::CircuitBreaker;
+use crate::outlier::OutlierDetector;
+use crate::retry::RetryBudget;
+
+/// Everything the client needs to send to one cluster.
+#[derive(Debug)]
+pub(crate) struct ClusterRuntime {
+    pub(crate) cluster: Arc<Cluster>,
+    assignment: Option<Arc<ClusterLoadAssignment>>,
+    pub(crate) balancer: Balancer,
+    pub(crate) breaker: CircuitBreaker,
+    pub(crate) budget: RetryBudget,
+    pub(crate) outlier: Option<Arc<OutlierDetector>>,
+}
+
+/// All cluster runtimes, swapped whole on every change.
+pub(crate) type Runtimes = ArcSwap<HashMap<String, Arc<ClusterRuntime>>>;
+
+/// Builds the runtimes for `resources`, reusing what `previous` has for unchanged parts.
+pub(crate) fn build(
+    resources: &MeshResources,
+    previous: &HashMap<String, Arc<ClusterRuntime>>,
+) -> HashMap<String, Arc<ClusterRuntime>> {
+    let mut out = HashMap::with_capacity(resources.clusters.len());
+    for (name, cluster) in &resources.clusters {
+        let assignment = resources
+            .assignments
+            .get(&cluster.eds_service_name)
+            .cloned();
+        let prev = previous.get(name);
+        if let Some(p) = prev
+            && Arc::ptr_eq(&p.cluster, cluster)
+            && same(&p.assignment, &assignment)
+        {
+            out.insert(name.clone(), p.clone());
+            continue;
+        }
+        let empty = ClusterLoadAssignment::default();
+        let cla = assignment.as_deref().unwrap_or(&empty);
+        let balancer = Balancer::new(&cluster.lb_policy, cla, prev.map(|p| &p.balancer));
+        // Limits change live; the counters of requests in flight carry over.
+        let (breaker, budget) = match prev {
+            Some(p) => {
+                p.breaker.update(&cluster.circuit_breakers);
+                p.budget.update(&cluster.circuit_breakers);
+                (p.breaker.clone(), p.budget.clone())
+            }
+            None => (
+                CircuitBreaker::new(&cluster.circuit_breakers),
+                RetryBudget::new(&cluster.circuit_breakers),
+            ),
+        };
+        let outlier = match (
+            &cluster.outlier_detection,
+            prev.and_then(|p| p.outlier.as_ref()),
+        ) {
+            (Some(cfg), Some(d))
+                if prev.is_some_and(|p| p.cluster.outlier_detection.as_ref() == Some(cfg)) =>
+            {
+                Some(d.clone())
+            }
+            (Some(cfg), _) => Some(Arc::new(OutlierDetector::new(cfg.clone()))),
+            (None, _) => None,
+        };
+        if let Some(d) = &outlier {
+            d.set_host_count(balancer.endpoints().len());
+        }
+        out.insert(
+            name.clone(),
+            Arc::new(ClusterRuntime {
+                cluster: cluster.clone(),
+                assignment,
+                balancer,
+                breaker,
+                budget,
+                outlier,
+            }),
+        );
+    }
+    out
+}
+
+fn same(a: &Option<Arc<ClusterLoadAssignment>>, b: &Option<Arc<ClusterLoadAssignment>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// Keeps `runtimes` in step with `state` and runs outlier-detection sweeps; ends when the
+/// runtimes are dropped.
+pub(crate) async fn maintain(state: Snapshot<MeshResources>, runtimes: std::sync::Weak<Runtimes>) {
+    let mut watcher = state.watch();
+    let mut last_sweep: HashMap<String, Instant> = HashMap::new();
+    let tick = Duration::from_millis(100);
+    loop {
+        tokio::select! {
+            resources = watcher.changed() => {
+                let Some(r) = runtimes.upgrade() else { return };
+                let next = build(&resources, &r.load());
+                r.store(Arc::new(next));
+            }
+            _ = tokio::time::sleep(tick) => {
+                let Some(r) = runtimes.upgrade() else { return };
+                let now = Instant::now();
+                for (name, rt) in r.load().iter() {
+                    let (Some(d), Some(cfg)) = (&rt.outlier, &rt.cluster.outlier_detection) else { continue };
+                    let due = last_sweep.get(name).is_none_or(|t| now.duration_since(*t) >= cfg.interval);
+                    if due {
+                        d.sweep(rt.balancer.endpoints(), now);
+                        last_sweep.insert(name.clone(), now);
+                    }
+                }
+            }
+        }
+    }
+}
