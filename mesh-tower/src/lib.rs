@@ -1,10 +1,16 @@
-//! tower layers and client/server stacks driven by live mesh state.
+//! tower layers and the client stack, driven by live mesh state.
 //!
-//! Today this crate holds the routing decision every outbound request makes — virtual host by
-//! authority, first matching route, weighted cluster — with Envoy's semantics, read straight from a
-//! `mesh_core::route::RouteTable`. The client stack (load balancing, retries, timeouts, circuit
-//! breaking, outlier detection, faults, mirroring, rate limits) and the server stack (mTLS,
-//! authorization) are being built on top of it; see the README's feature table.
+//! [`Client`] sends each request as the mesh says, reading the state once per request and
+//! touching only atomics: Envoy's route selection ([`route`]), the weighted split, load balancing
+//! ([`balance`]: peak-EWMA P2C by default, round robin, random, least request, ring hash; health,
+//! priorities, locality weights, ejections), circuit breakers ([`breaker`]), retries with Envoy's
+//! `retry_on`, jittered backoff and a retry budget ([`retry`]), route and per-try timeouts,
+//! outlier detection ([`outlier`]), fault injection ([`fault`]) and mirroring. Each policy is also
+//! a tower layer usable alone: [`retry::RetryLayer`], [`breaker::BreakerLayer`],
+//! [`outlier::OutlierLayer`], [`fault::FaultLayer`].
+//!
+//! Not yet: local rate limiting, the server stack (mTLS, authorization), metrics and tracing;
+//! see the README's feature table.
 //!
 //! # Example
 //! ```no_run
