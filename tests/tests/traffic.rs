@@ -406,3 +406,35 @@ async fn mirrored_traffic_arrives_at_the_configured_percentage_without_changing_
     let mirrored = shadow.hits() as f64 / 2_000.0;
     assert!((0.45..=0.55).contains(&mirrored), "mirror share {mirrored}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrites_header_changes_and_direct_responses_follow_the_route() {
+    let v1 = backend::http("v1").await;
+    let http = "  - name: teapot\n    match: [{ uri: { exact: /brew } }]\n    directResponse: { status: 418, body: { string: short and stout } }\n  - name: api\n    match: [{ uri: { prefix: /api/ } }]\n    rewrite: { uri: /v2/ }\n    headers: { response: { set: { x-served-by: mesh } } }\n    route: [{ destination: { host: rw.mesh.local } }]\n";
+    let s = setup(
+        "rw.mesh.local",
+        &mesh_yaml("rw.mesh.local", &[&v1], "", http),
+    )
+    .await;
+    let get = |path: &str| {
+        s.client.request(
+            http::Request::get(format!("http://rw.mesh.local:{PORT}{path}"))
+                .body(Empty::<Bytes>::new())
+                .unwrap(),
+        )
+    };
+    let resp = get("/api/items?page=2").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-path"], "/v2/items");
+    assert_eq!(resp.headers()["x-served-by"], "mesh");
+    let teapot = get("/brew").await.unwrap();
+    assert_eq!(teapot.status(), 418);
+    assert_eq!(
+        teapot.into_body().collect().await.unwrap().to_bytes(),
+        "short and stout"
+    );
+    match get("/elsewhere").await {
+        Err(mesh_tower::Error::NoRoute { path, .. }) => assert_eq!(path, "/elsewhere"),
+        other => panic!("{:?}", other.map(|r| r.status())),
+    }
+}

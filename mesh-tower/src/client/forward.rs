@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{HOST, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, Uri};
-use mesh_core::MeshResources;
 use mesh_core::route::{ForwardAction, PathMatch, Route};
 use tokio::time::Instant;
 
@@ -20,10 +20,9 @@ const ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count
 
 pub(super) async fn forward<B>(
     inner: &Inner,
-    state: &MeshResources,
     route: &Route,
     f: &ForwardAction,
-    authority: String,
+    host: HeaderValue,
     req: Request<B>,
 ) -> Result<Response<Body>, Error>
 where
@@ -48,8 +47,12 @@ where
     let hash = crate::balance::hash_request(&f.hash_policies, &req, None);
     let (mut parts, body) = req.into_parts();
     headers::apply(&route.request_headers, &mut parts.headers);
-    let host = f.host_rewrite.clone().unwrap_or(authority);
-    let path = rewrite_path(route, f, &parts.uri);
+    let host = match &f.host_rewrite {
+        Some(h) => HeaderValue::try_from(h.as_str())
+            .map_err(|e| Error::InvalidRequest(format!("host rewrite {h:?}: {e}")))?,
+        None => host,
+    };
+    let path = rewrite_path(route, f, &parts.uri)?;
     let mut body = Replay::new(body, inner.max_replay)
         .await
         .map_err(|e| Error::InvalidRequest(format!("reading the request body: {e}")))?;
@@ -63,7 +66,6 @@ where
         }
     }
     drop(runtimes);
-    let _ = state;
 
     let _active = rt.budget.request();
     let _permit = match rt.breaker.try_request() {
@@ -95,17 +97,10 @@ where
         *out.method_mut() = parts.method.clone();
         *out.version_mut() = parts.version;
         *out.headers_mut() = parts.headers.clone();
-        *out.uri_mut() = Uri::builder()
-            .scheme("http")
-            .authority(addr.to_string())
-            .path_and_query(path.as_str())
-            .build()
-            .map_err(|e| Error::InvalidRequest(e.to_string()))?;
-        if let Ok(h) = HeaderValue::try_from(host.as_str()) {
-            out.headers_mut().insert(HOST, h);
-        }
+        *out.uri_mut() = endpoint_uri(&pick.stats().authority, &path)?;
+        out.headers_mut().insert(HOST, host.clone());
         out.headers_mut()
-            .insert(ATTEMPT_COUNT, HeaderValue::from(attempt));
+            .insert(ATTEMPT_COUNT, attempt_count(attempt));
 
         let started = Instant::now();
         let per_try = retry.and_then(|r| r.per_try_timeout);
@@ -189,19 +184,44 @@ fn report(rt: &ClusterRuntime, pick: &crate::balance::Pick, outcome: &Outcome) {
     d.report(pick.stats(), status, connect_failure, Instant::now());
 }
 
-/// The path (and query) after the route's prefix rewrite.
-fn rewrite_path(route: &Route, f: &ForwardAction, uri: &Uri) -> String {
-    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-    let Some(new) = &f.prefix_rewrite else {
-        return pq.to_string();
+/// The path (and query) after the route's prefix rewrite; without a rewrite, the request's own
+/// (a reference-counted clone, no copy).
+fn rewrite_path(route: &Route, f: &ForwardAction, uri: &Uri) -> Result<PathAndQuery, Error> {
+    let original = || {
+        uri.path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"))
     };
-    match &route.matcher.path {
+    let Some(new) = &f.prefix_rewrite else {
+        return Ok(original());
+    };
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    let rewritten = match &route.matcher.path {
         PathMatch::Prefix(p) if pq.len() >= p.len() => format!("{new}{}", &pq[p.len()..]),
-        PathMatch::Exact(p) if uri.path() == p => {
-            let query = uri.query().map_or(String::new(), |q| format!("?{q}"));
-            format!("{new}{query}")
-        }
-        _ => pq.to_string(),
+        PathMatch::Exact(p) if uri.path() == p => match uri.query() {
+            Some(q) => format!("{new}?{q}"),
+            None => new.clone(),
+        },
+        _ => return Ok(original()),
+    };
+    PathAndQuery::try_from(rewritten)
+        .map_err(|e| Error::InvalidRequest(format!("rewritten path: {e}")))
+}
+
+fn endpoint_uri(authority: &Authority, path: &PathAndQuery) -> Result<Uri, Error> {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(authority.clone());
+    parts.path_and_query = Some(path.clone());
+    Uri::from_parts(parts).map_err(|e| Error::InvalidRequest(e.to_string()))
+}
+
+/// `x-envoy-attempt-count` without formatting for the usual attempt numbers.
+fn attempt_count(n: u32) -> HeaderValue {
+    const STATIC: [&str; 6] = ["0", "1", "2", "3", "4", "5"];
+    match STATIC.get(n as usize) {
+        Some(s) => HeaderValue::from_static(s),
+        None => HeaderValue::from(n),
     }
 }
 
@@ -211,8 +231,8 @@ fn mirror(
     inner: &Inner,
     rt: Arc<ClusterRuntime>,
     parts: &http::request::Parts,
-    host: &str,
-    path: &str,
+    host: &HeaderValue,
+    path: &PathAndQuery,
     body: &mut Replay,
 ) {
     let Some(pick) = rt.balancer.pick(None, None) else {
@@ -222,15 +242,11 @@ fn mirror(
     let mut out = Request::new(b);
     *out.method_mut() = parts.method.clone();
     *out.headers_mut() = parts.headers.clone();
-    let Ok(uri) = Uri::builder()
-        .scheme("http")
-        .authority(pick.addr().to_string())
-        .path_and_query(path)
-        .build()
-    else {
+    let Ok(uri) = endpoint_uri(&pick.stats().authority, path) else {
         return;
     };
     *out.uri_mut() = uri;
+    let host = host.to_str().unwrap_or_default();
     let shadow = match host.rsplit_once(':') {
         Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => format!("{h}-shadow:{p}"),
         _ => format!("{host}-shadow"),

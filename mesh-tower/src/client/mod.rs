@@ -110,26 +110,37 @@ impl Client {
         B::Error: Into<BoxError>,
     {
         let state = self.inner.state.load_full();
-        let authority = crate::route::authority(&req)
-            .ok_or_else(|| {
-                Error::InvalidRequest("no authority in the URI and no Host header".into())
-            })?
-            .to_string();
-        let target = target_of(&authority, req.uri().scheme_str());
+        let authority = crate::route::authority(&req).ok_or_else(|| {
+            Error::InvalidRequest("no authority in the URI and no Host header".into())
+        })?;
+        let defaulted;
+        let target = if has_port(authority) {
+            authority
+        } else {
+            defaulted = with_default_port(authority, req.uri().scheme_str());
+            defaulted.as_str()
+        };
         let table = state
             .listeners
-            .get(&target)
+            .get(target)
             .and_then(|l| state.route_tables.get(&l.route_config_name))
             .ok_or_else(|| Error::NoTarget {
-                authority: authority.clone(),
-                target: target.clone(),
+                authority: authority.to_string(),
+                target: target.to_string(),
             })?;
         let route = crate::route::select(table, &req).ok_or_else(|| Error::NoRoute {
             table: table.name.clone(),
             method: req.method().to_string(),
-            authority: authority.clone(),
+            authority: authority.to_string(),
             path: req.uri().path().to_string(),
         })?;
+        // The Host every attempt carries: the request's own header when it has one (a cheap
+        // clone), else the URI's authority.
+        let host = match req.headers().get(http::header::HOST) {
+            Some(h) => h.clone(),
+            None => http::HeaderValue::try_from(authority)
+                .map_err(|e| Error::InvalidRequest(format!("authority {authority:?}: {e}")))?,
+        };
         match &route.action {
             RouteAction::DirectResponse { status, body } => {
                 let mut resp = Response::new(match body {
@@ -151,7 +162,7 @@ impl Client {
                         return Ok(crate::fault::abort_response(status));
                     }
                 }
-                let send = forward::forward(&self.inner, &state, route, f, authority, req);
+                let send = forward::forward(&self.inner, route, f, host, req);
                 let mut resp = match f.timeout {
                     Some(t) => {
                         tokio::time::timeout(t, send)
@@ -170,17 +181,19 @@ impl Client {
     }
 }
 
-/// `host:port` of an authority, adding the scheme's default port.
-fn target_of(authority: &str, scheme: Option<&str>) -> String {
-    let has_port = authority.rsplit_once(':').is_some_and(|(h, p)| {
-        !h.ends_with('[') && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
-    }) && !authority.ends_with(']');
-    if has_port {
-        authority.to_string()
-    } else {
-        let port = if scheme == Some("https") { 443 } else { 80 };
-        format!("{authority}:{port}")
-    }
+/// True when the authority ends in a numeric port (`host:80`, `[::1]:80`).
+fn has_port(authority: &str) -> bool {
+    authority.rsplit_once(':').is_some_and(|(h, p)| {
+        !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (h.ends_with(']') || !h.contains(':'))
+    })
+}
+
+/// `host:port` of an authority without a port, with the scheme's default port.
+fn with_default_port(authority: &str, scheme: Option<&str>) -> String {
+    let port = if scheme == Some("https") { 443 } else { 80 };
+    format!("{authority}:{port}")
 }
 
 impl<B> tower::Service<Request<B>> for Client
@@ -205,12 +218,14 @@ where
 
 #[cfg(test)]
 mod tests {
+    use super::{has_port, with_default_port};
+
     #[test]
     fn default_ports() {
-        assert_eq!(super::target_of("svc", Some("http")), "svc:80");
-        assert_eq!(super::target_of("svc:9080", None), "svc:9080");
-        assert_eq!(super::target_of("svc", Some("https")), "svc:443");
-        assert_eq!(super::target_of("[::1]", None), "[::1]:80");
-        assert_eq!(super::target_of("[::1]:81", None), "[::1]:81");
+        assert!(has_port("svc:9080") && has_port("[::1]:81"));
+        assert!(!has_port("svc") && !has_port("[::1]") && !has_port("::1"));
+        assert_eq!(with_default_port("svc", Some("http")), "svc:80");
+        assert_eq!(with_default_port("svc", Some("https")), "svc:443");
+        assert_eq!(with_default_port("[::1]", None), "[::1]:80");
     }
 }

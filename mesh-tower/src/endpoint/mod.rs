@@ -14,6 +14,8 @@ use tokio::time::Instant;
 pub struct EndpointStats {
     /// The endpoint.
     pub addr: SocketAddr,
+    /// The endpoint as a URI authority, built once so requests need not format it.
+    pub authority: http::uri::Authority,
     /// Requests in flight to it.
     pub in_flight: AtomicU32,
     /// Peak-EWMA latency estimate in nanoseconds (0 = no sample yet).
@@ -39,8 +41,11 @@ pub struct EndpointStats {
 impl EndpointStats {
     /// Fresh statistics for `addr`, timed from `epoch` (share one epoch per cluster).
     pub fn new(addr: SocketAddr, epoch: Instant) -> Self {
+        let authority = http::uri::Authority::try_from(addr.to_string().as_str())
+            .expect("a socket address is a valid authority");
         Self {
             addr,
+            authority,
             in_flight: AtomicU32::new(0),
             ewma_nanos: AtomicU64::new(0),
             ewma_stamp: AtomicU64::new(0),
