@@ -117,6 +117,7 @@ fn mesh(addr: SocketAddr) -> MeshResources {
         request_headers: HeaderMutation::default(),
         response_headers: HeaderMutation::default(),
         fault: None,
+        rate_limit: None,
     };
     r.route_tables.insert(
         target.clone(),

@@ -39,6 +39,7 @@ fn table(routes_per_host: usize, hosts: usize) -> RouteTable {
                     request_headers: HeaderMutation::default(),
                     response_headers: HeaderMutation::default(),
                     fault: None,
+                    rate_limit: None,
                 })
                 .chain(std::iter::once(Route {
                     name: "default".into(),
@@ -59,6 +60,7 @@ fn table(routes_per_host: usize, hosts: usize) -> RouteTable {
                     request_headers: HeaderMutation::default(),
                     response_headers: HeaderMutation::default(),
                     fault: None,
+                    rate_limit: None,
                 }))
                 .collect(),
         })
@@ -79,6 +81,17 @@ fn bench(c: &mut Criterion) {
         .body(())
         .unwrap();
 
+    let hundred = Snapshot::new(table(100, 1));
+    let last = http::Request::get("http://svc0.default.svc.cluster.local:8080/api/v99/items")
+        .header("x-user", "beta-tester")
+        .body(())
+        .unwrap();
+    c.bench_function("route_select_100th_of_100_routes", |b| {
+        b.iter(|| {
+            let t = hundred.load();
+            black_box(mesh_tower::route::select(&t, black_box(&last)).map(|r| r.name.len()))
+        })
+    });
     c.bench_function("snapshot_load", |b| {
         b.iter(|| black_box(live.load().virtual_hosts.len()))
     });

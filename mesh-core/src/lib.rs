@@ -30,6 +30,7 @@
 //!             request_headers: Default::default(),
 //!             response_headers: Default::default(),
 //!             fault: None,
+//!             rate_limit: None,
 //!         }],
 //!     }],
 //! };

@@ -48,6 +48,20 @@ pub struct Route {
     pub response_headers: HeaderMutation,
     /// Injected faults. Default: none.
     pub fault: Option<FaultPolicy>,
+    /// Local rate limit of this route. Default: none.
+    pub rate_limit: Option<LocalRateLimit>,
+}
+
+/// Envoy's local rate limit (`envoy.filters.http.local_ratelimit`) for one route: a token bucket
+/// per client process. A request that finds the bucket empty is answered 429 without being sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LocalRateLimit {
+    /// Bucket size: the largest burst.
+    pub max_tokens: u32,
+    /// Tokens added per fill.
+    pub tokens_per_fill: u32,
+    /// Time between fills; Envoy requires at least 50 ms.
+    pub fill_interval: Duration,
 }
 
 /// Conditions that must all hold (`RouteMatch`).
@@ -468,6 +482,20 @@ impl Validate for Route {
                         );
                     }
                 }
+            }
+        }
+        if let Some(rl) = &self.rate_limit {
+            if rl.max_tokens == 0 || rl.tokens_per_fill == 0 {
+                errs.push(
+                    "rate_limit",
+                    "max_tokens and tokens_per_fill must be at least 1",
+                );
+            }
+            if rl.fill_interval < Duration::from_millis(50) {
+                errs.push(
+                    "rate_limit.fill_interval",
+                    "must be at least 50ms (Envoy's minimum)",
+                );
             }
         }
         if let Some(fault) = &self.fault {

@@ -13,6 +13,7 @@ fn route(action: RouteAction) -> Route {
         request_headers: HeaderMutation::default(),
         response_headers: HeaderMutation::default(),
         fault: None,
+        rate_limit: None,
     }
 }
 

@@ -34,6 +34,7 @@ pub mod client;
 pub mod endpoint;
 pub mod fault;
 pub mod outlier;
+pub mod ratelimit;
 pub mod retry;
 pub mod route;
 

@@ -438,3 +438,82 @@ async fn rewrites_header_changes_and_direct_responses_follow_the_route() {
         other => panic!("{:?}", other.map(|r| r.status())),
     }
 }
+
+/// Local rate limits arrive over xDS as Envoy's per-route `local_ratelimit` config (no YAML
+/// document carries them yet), so this test feeds the client a static state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_rate_limit_answers_429_with_a_retry_hint() {
+    use mesh_core::cluster::Cluster;
+    use mesh_core::endpoint::{ClusterLoadAssignment, Endpoint, LocalityEndpoints};
+    use mesh_core::listener::Listener;
+    use mesh_core::route::*;
+    use mesh_core::{MeshResources, Snapshot};
+
+    let v1 = backend::http("v1").await;
+    let target = format!("rl.mesh.local:{PORT}");
+    let cluster = mesh_core::cluster_name("rl.mesh.local", PORT, None);
+    let mut r = MeshResources::default();
+    r.listeners
+        .insert(target.clone(), Listener::api(target.clone()).into());
+    let route = Route {
+        name: "limited".into(),
+        matcher: RouteMatch::default(),
+        action: RouteAction::Forward(ForwardAction::to_cluster(cluster.clone())),
+        request_headers: HeaderMutation::default(),
+        response_headers: HeaderMutation::default(),
+        fault: None,
+        rate_limit: Some(LocalRateLimit {
+            max_tokens: 5,
+            tokens_per_fill: 1,
+            fill_interval: Duration::from_secs(60),
+        }),
+    };
+    r.route_tables.insert(
+        target.clone(),
+        RouteTable {
+            name: target.clone(),
+            virtual_hosts: vec![VirtualHost {
+                name: "rl".into(),
+                domains: vec!["*".into()],
+                routes: vec![route],
+            }],
+        }
+        .into(),
+    );
+    r.clusters
+        .insert(cluster.clone(), Cluster::new(cluster.clone()).into());
+    r.assignments.insert(
+        cluster.clone(),
+        ClusterLoadAssignment {
+            cluster_name: cluster,
+            localities: vec![LocalityEndpoints {
+                endpoints: vec![Endpoint::new(v1.addr)],
+                ..Default::default()
+            }],
+        }
+        .into(),
+    );
+    let client = Client::from_snapshot(Snapshot::new(r));
+    let mut statuses = Vec::new();
+    let mut hint = None;
+    for _ in 0..8 {
+        let resp = client
+            .request(
+                http::Request::get(format!("http://{target}/"))
+                    .body(Empty::<Bytes>::new())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+        if resp.status() == 429 {
+            hint = resp
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+    assert!(hint.is_some_and(|s| (1..=60).contains(&s)), "{hint:?}");
+    assert_eq!(v1.hits(), 5, "limited requests never reach the backend");
+}

@@ -206,6 +206,7 @@ fn table_routes(
                 request_headers: req.clone(),
                 response_headers: resp.clone(),
                 fault: None,
+                rate_limit: None,
             };
             routes.extend(validated(route, &at, problems));
         }

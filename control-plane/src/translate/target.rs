@@ -134,6 +134,7 @@ pub(crate) fn default_route(cluster: &str, hash: Vec<HashPolicy>) -> Route {
         request_headers: HeaderMutation::default(),
         response_headers: HeaderMutation::default(),
         fault: None,
+        rate_limit: None,
     }
 }
 

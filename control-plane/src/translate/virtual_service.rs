@@ -75,6 +75,7 @@ fn table_routes(vs: &VirtualService, r: Resolver<'_, '_>, problems: &mut Problem
                 request_headers: request_headers.clone(),
                 response_headers: response_headers.clone(),
                 fault: fault.clone(),
+                rate_limit: None,
             };
             routes.extend(validated(route, &at, problems));
         }

@@ -54,6 +54,7 @@ pub struct Client {
 struct Inner {
     state: Snapshot<MeshResources>,
     runtimes: Arc<Runtimes>,
+    limits: Arc<runtime::Buckets>,
     http1: HyperClient<HttpConnector, Body>,
     http2: HyperClient<HttpConnector, Body>,
     max_replay: usize,
@@ -84,7 +85,14 @@ impl Client {
             &state.load(),
             &HashMap::new(),
         )));
-        let task = tokio::spawn(runtime::maintain(state.clone(), Arc::downgrade(&runtimes)));
+        let limits: Arc<runtime::Buckets> = Arc::new(arc_swap::ArcSwap::from_pointee(
+            runtime::buckets(&state.load(), &HashMap::new()),
+        ));
+        let task = tokio::spawn(runtime::maintain(
+            state.clone(),
+            Arc::downgrade(&runtimes),
+            Arc::downgrade(&limits),
+        ));
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let http1 = HyperClient::builder(TokioExecutor::new()).build(connector.clone());
@@ -95,6 +103,7 @@ impl Client {
             inner: Arc::new(Inner {
                 state,
                 runtimes,
+                limits,
                 http1,
                 http2,
                 max_replay,
@@ -153,6 +162,12 @@ impl Client {
                 Ok(resp)
             }
             RouteAction::Forward(f) => {
+                if route.rate_limit.is_some()
+                    && let Some(bucket) = self.inner.limits.load().get(&runtime::route_key(route))
+                    && let Err(wait) = bucket.try_acquire(tokio::time::Instant::now())
+                {
+                    return Ok(crate::ratelimit::limited_response(wait));
+                }
                 if let Some(fault) = &route.fault {
                     let inj = crate::fault::decide_random(fault, &req);
                     if let Some(d) = inj.delay {

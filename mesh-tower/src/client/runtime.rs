@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::balance::Balancer;
 use crate::breaker::CircuitBreaker;
 use crate::outlier::OutlierDetector;
+use crate::ratelimit::TokenBucket;
 use crate::retry::RetryBudget;
 
 /// Everything the client needs to send to one cluster.
@@ -31,6 +32,45 @@ pub(crate) struct ClusterRuntime {
 
 /// All cluster runtimes, swapped whole on every change.
 pub(crate) type Runtimes = ArcSwap<HashMap<String, Arc<ClusterRuntime>>>;
+
+/// Token buckets of rate-limited routes, keyed by the address of the route in the published
+/// state (stable for as long as that state is), so a request finds its bucket without building a
+/// key.
+pub(crate) type Buckets = ArcSwap<HashMap<usize, Arc<TokenBucket>>>;
+
+/// The key of a route in [`Buckets`].
+pub(crate) fn route_key(route: &mesh_core::route::Route) -> usize {
+    route as *const mesh_core::route::Route as usize
+}
+
+/// Buckets for every rate-limited route of `resources`; a route with the same table, name and
+/// limit as before keeps its bucket (and its tokens).
+pub(crate) fn buckets(
+    resources: &MeshResources,
+    previous: &HashMap<usize, Arc<TokenBucket>>,
+) -> HashMap<usize, Arc<TokenBucket>> {
+    let mut by_name: HashMap<(String, String), Arc<TokenBucket>> = HashMap::new();
+    for b in previous.values() {
+        if let Some(n) = b.owner() {
+            by_name.insert(n.clone(), b.clone());
+        }
+    }
+    let mut out = HashMap::new();
+    for table in resources.route_tables.values() {
+        for route in table.virtual_hosts.iter().flat_map(|v| &v.routes) {
+            let Some(rl) = &route.rate_limit else {
+                continue;
+            };
+            let owner = (table.name.clone(), route.name.clone());
+            let bucket = match by_name.get(&owner) {
+                Some(b) if b.config() == rl => b.clone(),
+                _ => Arc::new(TokenBucket::new(rl.clone()).with_owner(owner)),
+            };
+            out.insert(route_key(route), bucket);
+        }
+    }
+    out
+}
 
 /// Builds the runtimes for `resources`, reusing what `previous` has for unchanged parts.
 pub(crate) fn build(
@@ -106,7 +146,11 @@ fn same(a: &Option<Arc<ClusterLoadAssignment>>, b: &Option<Arc<ClusterLoadAssign
 
 /// Keeps `runtimes` in step with `state` and runs outlier-detection sweeps; ends when the
 /// runtimes are dropped.
-pub(crate) async fn maintain(state: Snapshot<MeshResources>, runtimes: std::sync::Weak<Runtimes>) {
+pub(crate) async fn maintain(
+    state: Snapshot<MeshResources>,
+    runtimes: std::sync::Weak<Runtimes>,
+    limits: std::sync::Weak<Buckets>,
+) {
     let mut watcher = state.watch();
     let mut last_sweep: HashMap<String, Instant> = HashMap::new();
     let tick = Duration::from_millis(100);
@@ -116,6 +160,10 @@ pub(crate) async fn maintain(state: Snapshot<MeshResources>, runtimes: std::sync
                 let Some(r) = runtimes.upgrade() else { return };
                 let next = build(&resources, &r.load());
                 r.store(Arc::new(next));
+                if let Some(l) = limits.upgrade() {
+                    let next = buckets(&resources, &l.load());
+                    l.store(Arc::new(next));
+                }
             }
             _ = tokio::time::sleep(tick) => {
                 let Some(r) = runtimes.upgrade() else { return };

@@ -15,6 +15,7 @@ fn route(name: &str, matcher: RouteMatch) -> Route {
         request_headers: HeaderMutation::default(),
         response_headers: HeaderMutation::default(),
         fault: None,
+        rate_limit: None,
     }
 }
 

@@ -6,6 +6,7 @@ use envoy_types::pb::envoy::config::core::v3::{
     DataSource, HeaderValue, HeaderValueOption, RuntimeFractionalPercent, data_source,
     header_value_option::HeaderAppendAction,
 };
+use envoy_types::pb::envoy::config::route::v3::FilterConfig;
 use envoy_types::pb::envoy::config::route::v3::{
     DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RetryPolicy, Route,
     RouteAction as PbRouteAction, RouteConfiguration, RouteMatch as PbRouteMatch, VirtualHost,
@@ -19,9 +20,11 @@ use envoy_types::pb::envoy::extensions::filters::common::fault::v3::{
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{
     FaultAbort, HttpFault, fault_abort::ErrorType,
 };
+use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     RegexMatcher, StringMatcher, string_matcher::MatchPattern,
 };
+use envoy_types::pb::envoy::r#type::v3::TokenBucket;
 use envoy_types::pb::google::protobuf::BoolValue;
 use mesh_core::StringMatch;
 use mesh_core::route::{
@@ -33,6 +36,11 @@ use mesh_core::{Percent, Regex};
 
 use super::listener::FAULT_FILTER;
 use super::{duration, fractional, to_any, u32v};
+
+/// Envoy's local rate limit filter. Its per-route config is wrapped in a `FilterConfig` marked
+/// optional, so clients without the filter (proxyless gRPC) ignore it instead of NACKing the
+/// route table.
+pub(super) const RATE_LIMIT_FILTER: &str = "envoy.filters.http.local_ratelimit";
 
 /// Envoy rejects direct-response bodies above this size unless the route configuration raises
 /// `max_direct_response_body_size_bytes`.
@@ -89,6 +97,9 @@ fn route(r: &ModelRoute) -> Route {
     let mut typed_per_filter_config = HashMap::new();
     if let Some(f) = &r.fault {
         typed_per_filter_config.insert(FAULT_FILTER.to_owned(), to_any(&fault(f)));
+    }
+    if let Some(rl) = &r.rate_limit {
+        typed_per_filter_config.insert(RATE_LIMIT_FILTER.to_owned(), to_any(&rate_limit(rl)));
     }
     Route {
         name: r.name.clone(),
@@ -319,3 +330,28 @@ fn fault(f: &FaultPolicy) -> HttpFault {
 
 #[cfg(test)]
 mod tests;
+
+/// The per-route `LocalRateLimit`, enabled and enforced for every request, in an optional
+/// `FilterConfig`.
+fn rate_limit(rl: &mesh_core::route::LocalRateLimit) -> FilterConfig {
+    let all = || RuntimeFractionalPercent {
+        default_value: Some(fractional(Percent::ALL)),
+        runtime_key: String::new(),
+    };
+    let config = LocalRateLimit {
+        stat_prefix: "http_local_rate_limiter".into(),
+        token_bucket: Some(TokenBucket {
+            max_tokens: rl.max_tokens,
+            tokens_per_fill: Some(u32v(rl.tokens_per_fill)),
+            fill_interval: Some(duration(rl.fill_interval)),
+        }),
+        filter_enabled: Some(all()),
+        filter_enforced: Some(all()),
+        ..Default::default()
+    };
+    FilterConfig {
+        config: Some(to_any(&config)),
+        is_optional: true,
+        disabled: false,
+    }
+}

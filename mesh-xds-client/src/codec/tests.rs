@@ -63,6 +63,7 @@ fn route_table(name: &str, cluster: &str) -> RouteTable {
                 request_headers: Default::default(),
                 response_headers: Default::default(),
                 fault: None,
+                rate_limit: None,
             }],
         }],
     }

@@ -17,6 +17,7 @@ mod fault;
 mod headers;
 mod matching;
 mod policy;
+mod rate_limit;
 
 use action::{Inherited, forward};
 use fault::per_filter;
@@ -252,6 +253,12 @@ fn route(ctx: &mut Ctx, at: &str, r: Route, up: &Inherited, max_body: usize) -> 
             }
         }
     };
+    let mut typed_per_filter_config = typed_per_filter_config;
+    let rate_limit = rate_limit::take(
+        ctx,
+        &join(at, "typed_per_filter_config"),
+        &mut typed_per_filter_config,
+    );
     let fault = per_filter(
         ctx,
         &join(at, "typed_per_filter_config"),
@@ -276,6 +283,7 @@ fn route(ctx: &mut Ctx, at: &str, r: Route, up: &Inherited, max_body: usize) -> 
             response_headers_to_remove,
         ),
         fault: fault.or(&up.fault).into_policy(),
+        rate_limit,
     }
 }
 

@@ -109,6 +109,7 @@ fn split_route() -> ModelRoute {
                 invert: false,
             }],
         }),
+        rate_limit: None,
     }
 }
 
@@ -120,6 +121,7 @@ fn simple_route(name: &str, action: RouteAction) -> ModelRoute {
         request_headers: HeaderMutation::default(),
         response_headers: HeaderMutation::default(),
         fault: None,
+        rate_limit: None,
     }
 }
 

@@ -31,6 +31,7 @@ fn route(name: &str, matcher: RouteMatch, action: RouteAction) -> mesh_core::rou
         request_headers: HeaderMutation::default(),
         response_headers: HeaderMutation::default(),
         fault: None,
+        rate_limit: None,
     }
 }
 
@@ -132,6 +133,11 @@ pub(super) fn split_route() -> mesh_core::route::Route {
                 Some(StringMatch::Exact("on".into())),
                 false,
             )],
+        }),
+        rate_limit: Some(mesh_core::route::LocalRateLimit {
+            max_tokens: 100,
+            tokens_per_fill: 10,
+            fill_interval: Duration::from_millis(100),
         }),
         ..route("split", matcher, RouteAction::Forward(action))
     }
