@@ -5,12 +5,13 @@
 //! ([`balance`]: peak-EWMA P2C by default, round robin, random, least request, ring hash; health,
 //! priorities, locality weights, ejections), circuit breakers ([`breaker`]), retries with Envoy's
 //! `retry_on`, jittered backoff and a retry budget ([`retry`]), route and per-try timeouts,
-//! outlier detection ([`outlier`]), fault injection ([`fault`]) and mirroring. Each policy is also
-//! a tower layer usable alone: [`retry::RetryLayer`], [`breaker::BreakerLayer`],
-//! [`outlier::OutlierLayer`], [`fault::FaultLayer`].
+//! outlier detection ([`outlier`]), fault injection ([`fault`]), local rate limits
+//! ([`ratelimit`]) and mirroring. Each policy is also a tower layer usable alone:
+//! [`retry::RetryLayer`], [`breaker::BreakerLayer`], [`outlier::OutlierLayer`],
+//! [`fault::FaultLayer`], [`ratelimit::RateLimitLayer`].
 //!
-//! Not yet: local rate limiting, the server stack (mTLS, authorization), metrics and tracing;
-//! see the README's feature table.
+//! Not yet: the server stack (mTLS, authorization), metrics and tracing; see the README's feature
+//! table.
 //!
 //! # Example
 //! ```no_run
