@@ -517,3 +517,58 @@ async fn a_route_rate_limit_answers_429_with_a_retry_hint() {
     assert!(hint.is_some_and(|s| (1..=60).contains(&s)), "{hint:?}");
     assert_eq!(v1.hits(), 5, "limited requests never reach the backend");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_policies_and_breaker_thresholds_change_under_load_without_a_failed_request() {
+    let (v1, v2) = (backend::http("v1").await, backend::http("v2").await);
+    let http = |attempts: u32| {
+        format!(
+            "  - name: all\n    retries: {{ attempts: {attempts}, retryOn: 5xx, perTryTimeout: 2s }}\n    route:\n    - {{ destination: {{ host: live.mesh.local, subset: v1 }}, weight: 50 }}\n    - {{ destination: {{ host: live.mesh.local, subset: v2 }}, weight: 50 }}\n"
+        )
+    };
+    let tp = |max: u32| {
+        format!(
+            "    connectionPool: {{ http: {{ http2MaxRequests: {max}, maxRetries: 5 }} }}\n    outlierDetection: {{ consecutive5xxErrors: 5, interval: 1s, baseEjectionTime: 5s }}\n"
+        )
+    };
+    let s = setup(
+        "live.mesh.local",
+        &mesh_yaml("live.mesh.local", &[&v1, &v2], &tp(64), &http(2)),
+    )
+    .await;
+    let during = tokio::spawn(send(
+        s.client.clone(),
+        s.host.clone(),
+        20_000,
+        8,
+        Vec::new(),
+    ));
+    let cp = s.mesh.cp();
+    let mut generation = cp.config_status().generation;
+    for (max, attempts) in [(32, 3), (128, 1), (64, 4)] {
+        s.mesh.write(
+            "svc.yaml",
+            &mesh_yaml("live.mesh.local", &[&v1, &v2], &tp(max), &http(attempts)),
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while cp.config_status().generation == generation {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the edit was not published"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        generation = cp.config_status().generation;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !during.is_finished(),
+        "the load ended before the last edit; the test proves nothing"
+    );
+    let during = during.await.unwrap();
+    assert_eq!(during.values().sum::<usize>(), 20_000);
+    assert!(
+        during.keys().all(|k| k == "v1" || k == "v2"),
+        "failed or dropped requests across the edits: {during:?}"
+    );
+}
