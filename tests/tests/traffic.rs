@@ -572,3 +572,28 @@ async fn retry_policies_and_breaker_thresholds_change_under_load_without_a_faile
         "failed or dropped requests across the edits: {during:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_fails_fast_does_not_attract_traffic_under_peak_ewma() {
+    let bad = backend::http_with(
+        "bad",
+        Behavior {
+            fail_permille: 1000,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (g1, g2) = (backend::http("g1").await, backend::http("g2").await);
+    let route = "  - name: all\n    retries: { attempts: 0 }\n    route: [{ destination: { host: ff.mesh.local } }]\n";
+    let s = setup(
+        "ff.mesh.local",
+        &mesh_yaml("ff.mesh.local", &[&bad, &g1, &g2], "", route),
+    )
+    .await;
+    let counts = load(&s, 600, 4, &[]).await;
+    let failed = share(&counts, "status:503");
+    assert!(
+        failed < 0.10,
+        "the failing endpoint got {failed} of the traffic: {counts:?}"
+    );
+}

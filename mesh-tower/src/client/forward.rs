@@ -15,6 +15,9 @@ use super::runtime::ClusterRuntime;
 use super::{Error, Inner, headers};
 use crate::retry::{Backoff, Outcome, is_retryable};
 
+/// The latency a failed attempt is charged at least, for the peak-EWMA balancer.
+const FAILURE_PENALTY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Envoy's attempt-count request header.
 const ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
 
@@ -152,7 +155,16 @@ where
             ),
         };
         report(&rt, &pick, &outcome);
-        pick.observe(started.elapsed());
+        // A failure is no evidence of speed: charge it at least a penalty latency, so an endpoint
+        // that fails fast does not attract more traffic (Linkerd's penalty EWMA).
+        let failed = matches!(outcome, Outcome::Response(s, _) if s.is_server_error())
+            || outcome.is_failure_without_response();
+        let latency = started.elapsed();
+        pick.observe(if failed {
+            latency.max(FAILURE_PENALTY)
+        } else {
+            latency
+        });
 
         let retryable =
             retry.is_some_and(|r| is_retryable(&r.retry_on, &r.retriable_status_codes, outcome));
