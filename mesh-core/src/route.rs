@@ -196,6 +196,9 @@ pub struct RetryPolicy {
     pub per_try_timeout: Option<Duration>,
     /// Statuses retried under [`RetryOn::RetriableStatusCodes`].
     pub retriable_status_codes: Vec<u16>,
+    /// Response headers that make a response retriable under [`RetryOn::RetriableHeaders`] (any
+    /// one matching is enough). Default: none.
+    pub retriable_headers: Vec<HeaderMatch>,
     /// Backoff base interval. Default: 25 ms.
     pub backoff_base: Duration,
     /// Backoff cap. Default: 10 × the base.
@@ -209,6 +212,7 @@ impl Default for RetryPolicy {
             num_retries: 1,
             per_try_timeout: None,
             retriable_status_codes: Vec::new(),
+            retriable_headers: Vec::new(),
             backoff_base: Duration::from_millis(25),
             backoff_max: Duration::from_millis(250),
         }
@@ -234,6 +238,8 @@ pub enum RetryOn {
     RefusedStream,
     /// The statuses listed in `retriable_status_codes`.
     RetriableStatusCodes,
+    /// A response carrying a header matched by `retriable_headers`.
+    RetriableHeaders,
     /// gRPC CANCELLED.
     Cancelled,
     /// gRPC DEADLINE_EXCEEDED.
@@ -248,7 +254,7 @@ pub enum RetryOn {
 
 impl RetryOn {
     /// Every condition with its Envoy spelling.
-    pub const ALL: [(RetryOn, &'static str); 12] = [
+    pub const ALL: [(RetryOn, &'static str); 13] = [
         (RetryOn::FiveXx, "5xx"),
         (RetryOn::GatewayError, "gateway-error"),
         (RetryOn::Reset, "reset"),
@@ -256,6 +262,7 @@ impl RetryOn {
         (RetryOn::Retriable4xx, "retriable-4xx"),
         (RetryOn::RefusedStream, "refused-stream"),
         (RetryOn::RetriableStatusCodes, "retriable-status-codes"),
+        (RetryOn::RetriableHeaders, "retriable-headers"),
         (RetryOn::Cancelled, "cancelled"),
         (RetryOn::DeadlineExceeded, "deadline-exceeded"),
         (RetryOn::Internal, "internal"),

@@ -439,61 +439,77 @@ async fn rewrites_header_changes_and_direct_responses_follow_the_route() {
     }
 }
 
-/// Local rate limits arrive over xDS as Envoy's per-route `local_ratelimit` config (no YAML
-/// document carries them yet), so this test feeds the client a static state.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_route_rate_limit_answers_429_with_a_retry_hint() {
+/// A client over a static state: one route (`route` edits it) to one cluster of `endpoints`, for
+/// settings that arrive over xDS but no YAML document sets (local rate limits, retriable headers).
+fn static_client(
+    target: &str,
+    endpoints: &[&Backend],
+    lb: mesh_core::cluster::LbPolicy,
+    edit: impl FnOnce(&mut mesh_core::route::Route),
+) -> Client {
     use mesh_core::cluster::Cluster;
     use mesh_core::endpoint::{ClusterLoadAssignment, Endpoint, LocalityEndpoints};
     use mesh_core::listener::Listener;
     use mesh_core::route::*;
     use mesh_core::{MeshResources, Snapshot};
 
-    let v1 = backend::http("v1").await;
-    let target = format!("rl.mesh.local:{PORT}");
-    let cluster = mesh_core::cluster_name("rl.mesh.local", PORT, None);
+    let host = target.rsplit_once(':').unwrap().0;
+    let cluster = mesh_core::cluster_name(host, PORT, None);
     let mut r = MeshResources::default();
     r.listeners
-        .insert(target.clone(), Listener::api(target.clone()).into());
-    let route = Route {
-        name: "limited".into(),
+        .insert(target.to_string(), Listener::api(target).into());
+    let mut route = Route {
+        name: "only".into(),
         matcher: RouteMatch::default(),
         action: RouteAction::Forward(ForwardAction::to_cluster(cluster.clone())),
         request_headers: HeaderMutation::default(),
         response_headers: HeaderMutation::default(),
         fault: None,
-        rate_limit: Some(LocalRateLimit {
-            max_tokens: 5,
-            tokens_per_fill: 1,
-            fill_interval: Duration::from_secs(60),
-        }),
+        rate_limit: None,
+    };
+    edit(&mut route);
+    let vh = VirtualHost {
+        name: host.into(),
+        domains: vec!["*".into()],
+        routes: vec![route],
     };
     r.route_tables.insert(
-        target.clone(),
+        target.to_string(),
         RouteTable {
-            name: target.clone(),
-            virtual_hosts: vec![VirtualHost {
-                name: "rl".into(),
-                domains: vec!["*".into()],
-                routes: vec![route],
-            }],
+            name: target.to_string(),
+            virtual_hosts: vec![vh],
         }
         .into(),
     );
-    r.clusters
-        .insert(cluster.clone(), Cluster::new(cluster.clone()).into());
+    let mut c = Cluster::new(cluster.clone());
+    c.lb_policy = lb;
+    r.clusters.insert(cluster.clone(), c.into());
+    let endpoints = endpoints.iter().map(|b| Endpoint::new(b.addr)).collect();
     r.assignments.insert(
         cluster.clone(),
         ClusterLoadAssignment {
             cluster_name: cluster,
             localities: vec![LocalityEndpoints {
-                endpoints: vec![Endpoint::new(v1.addr)],
+                endpoints,
                 ..Default::default()
             }],
         }
         .into(),
     );
-    let client = Client::from_snapshot(Snapshot::new(r));
+    Client::from_snapshot(Snapshot::new(r))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_rate_limit_answers_429_with_a_retry_hint() {
+    let v1 = backend::http("v1").await;
+    let target = format!("rl.mesh.local:{PORT}");
+    let client = static_client(&target, &[&v1], Default::default(), |r| {
+        r.rate_limit = Some(mesh_core::route::LocalRateLimit {
+            max_tokens: 5,
+            tokens_per_fill: 1,
+            fill_interval: Duration::from_secs(60),
+        });
+    });
     let mut statuses = Vec::new();
     let mut hint = None;
     for _ in 0..8 {
@@ -516,6 +532,48 @@ async fn a_route_rate_limit_answers_429_with_a_retry_hint() {
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
     assert!(hint.is_some_and(|s| (1..=60).contains(&s)), "{hint:?}");
     assert_eq!(v1.hits(), 5, "limited requests never reach the backend");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retriable_header_sends_the_request_to_another_endpoint() {
+    use mesh_core::route::{HeaderMatch, RetryOn, RetryPolicy, RouteAction};
+    let (busy, idle) = (backend::http("busy").await, backend::http("idle").await);
+    let target = format!("rh.mesh.local:{PORT}");
+    let client = static_client(
+        &target,
+        &[&busy, &idle],
+        mesh_core::cluster::LbPolicy::RoundRobin,
+        |r| {
+            if let RouteAction::Forward(f) = &mut r.action {
+                f.retry = Some(RetryPolicy {
+                    retry_on: vec![RetryOn::RetriableHeaders],
+                    num_retries: 1,
+                    retriable_headers: vec![HeaderMatch {
+                        name: "x-backend".into(),
+                        value: Some(mesh_core::StringMatch::Exact("busy".into())),
+                        invert: false,
+                    }],
+                    ..Default::default()
+                });
+            }
+        },
+    );
+    for _ in 0..20 {
+        let resp = client
+            .request(
+                http::Request::get(format!("http://{target}/"))
+                    .body(Empty::<Bytes>::new())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["x-backend"], "idle");
+    }
+    assert!(
+        busy.hits() >= 5,
+        "round robin sent nothing to the busy endpoint: {}",
+        busy.hits()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,9 @@ pub(crate) struct ParsedRetryOn {
 pub(crate) fn parse_retry_on(s: &str) -> ParsedRetryOn {
     let mut out = ParsedRetryOn::default();
     for token in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-        if let Some(cond) = RetryOn::parse(token) {
+        // A VirtualService cannot name the headers `retriable-headers` would match, so it is
+        // reported like an unknown condition rather than accepted to never fire.
+        if let Some(cond) = RetryOn::parse(token).filter(|c| *c != RetryOn::RetriableHeaders) {
             if !out.conditions.contains(&cond) {
                 out.conditions.push(cond);
             }

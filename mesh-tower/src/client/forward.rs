@@ -13,7 +13,7 @@ use super::body::{self, Body, BoxError};
 use super::replay::Replay;
 use super::runtime::ClusterRuntime;
 use super::{Error, Inner, headers};
-use crate::retry::{Backoff, Outcome, is_retryable};
+use crate::retry::{Backoff, Outcome, is_retryable, retriable_by_headers};
 
 /// The latency a failed attempt is charged at least, for the peak-EWMA balancer.
 const FAILURE_PENALTY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -166,8 +166,12 @@ where
             latency
         });
 
-        let retryable =
-            retry.is_some_and(|r| is_retryable(&r.retry_on, &r.retriable_status_codes, outcome));
+        let retryable = retry.is_some_and(|r| {
+            is_retryable(&r.retry_on, &r.retriable_status_codes, outcome)
+                || result.as_ref().is_ok_and(|resp| {
+                    retriable_by_headers(&r.retry_on, &r.retriable_headers, resp.headers())
+                })
+        });
         if !retryable || attempt >= attempts {
             return result;
         }

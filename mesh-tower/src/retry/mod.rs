@@ -41,7 +41,7 @@ pub use backoff::Backoff;
 pub use budget::{RequestGuard, RetryBudget, RetryPermit};
 pub use future::ResponseFuture;
 pub use layer::{ErrorClassifier, Retry, RetryLayer};
-pub use policy::{Outcome, is_retryable};
+pub use policy::{Outcome, is_retryable, retriable_by_headers};
 pub use state::{Decision, RetryState};
 
 /// Envoy's attempt-count request header, set on every attempt (1 for the first).

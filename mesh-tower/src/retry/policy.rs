@@ -90,6 +90,8 @@ fn matches(cond: RetryOn, codes: &[u16], outcome: Outcome) -> bool {
         RetryOn::ResourceExhausted => grpc == Some(8),
         RetryOn::Internal => grpc == Some(13),
         RetryOn::Unavailable => grpc == Some(14),
+        // Needs the response headers: decided by `retriable_by_headers`.
+        RetryOn::RetriableHeaders => false,
         RetryOn::Reset | RetryOn::ConnectFailure | RetryOn::RefusedStream => false,
     }
 }
@@ -144,5 +146,47 @@ mod tests {
             .body(())
             .unwrap();
         assert_eq!(Outcome::from_response(&res), grpc(14));
+    }
+}
+
+/// Envoy's `retriable-headers`: true when `retry_on` has it and a response header matches one of
+/// `matchers`.
+pub fn retriable_by_headers(
+    retry_on: &[RetryOn],
+    matchers: &[mesh_core::route::HeaderMatch],
+    headers: &http::HeaderMap,
+) -> bool {
+    retry_on.contains(&RetryOn::RetriableHeaders)
+        && matchers.iter().any(|m| {
+            let value = headers.get(m.name.as_str()).and_then(|v| v.to_str().ok());
+            let hit = match (&m.value, value) {
+                (None, v) => v.is_some(),
+                (Some(_), None) => false,
+                (Some(sm), Some(v)) => sm.matches(v),
+            };
+            hit != m.invert
+        })
+}
+
+#[cfg(test)]
+mod header_tests {
+    use mesh_core::StringMatch;
+    use mesh_core::route::{HeaderMatch, RetryOn};
+
+    use super::retriable_by_headers;
+
+    #[test]
+    fn retriable_headers_need_the_condition_and_a_matching_header() {
+        let m = [HeaderMatch {
+            name: "x-upstream-busy".into(),
+            value: Some(StringMatch::Exact("yes".into())),
+            invert: false,
+        }];
+        let mut h = http::HeaderMap::new();
+        h.insert("x-upstream-busy", "yes".parse().unwrap());
+        assert!(retriable_by_headers(&[RetryOn::RetriableHeaders], &m, &h));
+        assert!(!retriable_by_headers(&[RetryOn::FiveXx], &m, &h));
+        h.insert("x-upstream-busy", "no".parse().unwrap());
+        assert!(!retriable_by_headers(&[RetryOn::RetriableHeaders], &m, &h));
     }
 }

@@ -246,6 +246,7 @@ fn retry_policy(r: &ModelRetry) -> RetryPolicy {
         num_retries: Some(u32v(r.num_retries)),
         per_try_timeout: r.per_try_timeout.map(duration),
         retriable_status_codes: r.retriable_status_codes.iter().map(|&s| s.into()).collect(),
+        retriable_headers: r.retriable_headers.iter().map(header_matcher).collect(),
         retry_back_off: Some(RetryBackOff {
             base_interval: Some(duration(r.backoff_base)),
             max_interval: Some(duration(r.backoff_max)),

@@ -40,7 +40,6 @@ pub(super) fn retry_policy(ctx: &mut Ctx, at: &str, r: PbRetry) -> Option<RetryP
         retry_options_predicates,
         host_selection_retry_max_attempts,
         rate_limited_retry_back_off,
-        retriable_headers,
         refresh_cluster_on_retry,
     );
     if !retriable_request_headers.is_empty() {
@@ -64,6 +63,13 @@ pub(super) fn retry_policy(ctx: &mut Ctx, at: &str, r: PbRetry) -> Option<RetryP
         policy.per_try_timeout =
             duration(ctx, &join(at, "per_try_timeout"), &t).filter(|t| !t.is_zero());
     }
+    policy.retriable_headers = retriable_headers
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| {
+            super::matching::header_match(ctx, &format!("{at}.retriable_headers[{i}]"), h)
+        })
+        .collect();
     for (i, s) in retriable_status_codes.into_iter().enumerate() {
         match u16::try_from(s) {
             Ok(s) => policy.retriable_status_codes.push(s),

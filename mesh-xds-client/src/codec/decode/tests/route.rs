@@ -287,7 +287,7 @@ fn timeouts() {
 fn retry_defaults_unknown_conditions_and_virtual_host_policies() {
     let mut rc = encoded();
     let r = pb_action(&mut rc, 0).retry_policy.as_mut().unwrap();
-    r.retry_on = "5xx, retriable-headers,,reset".into();
+    r.retry_on = "5xx, http3-post-connect-failure,,reset".into();
     r.num_retries = None;
     r.retry_back_off = Some(RetryBackOff {
         base_interval: dur(1),

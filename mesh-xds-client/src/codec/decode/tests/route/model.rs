@@ -72,12 +72,14 @@ pub(super) fn split_route() -> mesh_core::route::Route {
                 RetryOn::ConnectFailure,
                 RetryOn::RetriableStatusCodes,
                 RetryOn::Unavailable,
+                RetryOn::RetriableHeaders,
             ],
             num_retries: 3,
             per_try_timeout: Some(Duration::from_millis(500)),
             retriable_status_codes: vec![409, 503],
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(1),
+            retriable_headers: vec![header("x-retry-me", None, false)],
         }),
         mirrors: vec![
             MirrorPolicy {
