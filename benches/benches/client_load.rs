@@ -217,6 +217,69 @@ async fn round(
     r
 }
 
+/// Requests in flight allowed in the open-loop phase; a request over it waits (and its wait
+/// counts in its latency). Bounds the connections either client opens.
+const OPEN_LOOP_MAX_IN_FLIGHT: usize = 128;
+
+/// Open loop: requests start on a fixed schedule at `rate` per second whatever the responses do;
+/// each latency counts from the scheduled start, so queueing is not hidden (no coordinated
+/// omission). tokio's timer has 1 ms resolution, so requests leave in 1 ms batches — the same for
+/// both clients.
+async fn open_loop(
+    mode: &'static str,
+    bare: &HyperClient<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    meshc: &mesh_tower::Client,
+    addr: SocketAddr,
+    rate: f64,
+    secs: f64,
+) -> Vec<Duration> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(OPEN_LOOP_MAX_IN_FLIGHT));
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let start = Instant::now();
+    let n = (rate * secs) as u32;
+    let mut tasks = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let scheduled = start + period * i;
+        tokio::time::sleep_until(scheduled).await;
+        let (bare, meshc, permits) = (bare.clone(), meshc.clone(), permits.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("semaphore open");
+            let status = if mode == "A" {
+                let resp = bare
+                    .request(
+                        http::Request::get(format!("http://{addr}/"))
+                            .body(Empty::new())
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                let s = resp.status();
+                resp.into_body().collect().await.unwrap();
+                s
+            } else {
+                let resp = meshc
+                    .request(
+                        http::Request::get(format!("http://{HOST}/"))
+                            .body(Empty::<Bytes>::new())
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                let s = resp.status();
+                resp.into_body().collect().await.unwrap();
+                s
+            };
+            assert_eq!(status, 200);
+            scheduled.elapsed()
+        }));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (rounds, secs) = if quick { (2, 1.0) } else { (5, 3.0) };
@@ -263,11 +326,28 @@ fn main() {
         }
         let (a, b) = (summary["A"], summary["B"]);
         println!(
-            "client_load ratio B/A: throughput {:.2}x, added p50 {:?}, added p99 {:?}, extra allocs/req {:.1}",
+            "client_load closed loop, ratio B/A: throughput {:.2}x, added p50 {:?}, added p99 {:?}, extra allocs/req {:.1}",
             b.0 / a.0,
             b.1.saturating_sub(a.1),
             b.2.saturating_sub(a.2),
             b.3 - a.3
+        );
+
+        // Open loop at half the bare maximum, rounds interleaved.
+        let rate = a.0 / 2.0;
+        let (mut oa, mut ob) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            oa.extend(open_loop("A", &bare, &meshc, addr, rate, secs).await);
+            ob.extend(open_loop("B", &bare, &meshc, addr, rate, secs).await);
+        }
+        oa.sort();
+        ob.sort();
+        let q = |v: &[Duration], p: f64| v[((v.len() - 1) as f64 * p) as usize];
+        let (a50, a99, b50, b99) = (q(&oa, 0.5), q(&oa, 0.99), q(&ob, 0.5), q(&ob, 0.99));
+        println!(
+            "client_load open loop at {rate:.0} req/s (half the bare maximum): A p50 {a50:?} p99 {a99:?} | B p50 {b50:?} p99 {b99:?} | added p50 {:?}, added p99 {:?}",
+            b50.saturating_sub(a50),
+            b99.saturating_sub(a99)
         );
     });
 }
