@@ -7,8 +7,9 @@
 //! `retry_on`, jittered backoff and a retry budget ([`retry`]), route and per-try timeouts,
 //! outlier detection ([`outlier`]), fault injection ([`fault`]), local rate limits
 //! ([`ratelimit`]) and mirroring. Each policy is also a tower layer usable alone:
-//! [`retry::RetryLayer`], [`breaker::BreakerLayer`], [`outlier::OutlierLayer`],
-//! [`fault::FaultLayer`], [`ratelimit::RateLimitLayer`].
+//! [`route::RouteLayer`], [`balance::BalanceLayer`], [`retry::RetryLayer`],
+//! [`breaker::BreakerLayer`], [`outlier::OutlierLayer`], [`fault::FaultLayer`],
+//! [`ratelimit::RateLimitLayer`].
 //!
 //! Not yet: the server stack (mTLS, authorization), metrics and tracing; see the README's feature
 //! table.

@@ -38,6 +38,7 @@
 
 mod hash;
 mod index;
+mod layer;
 mod least_request;
 mod peak_ewma;
 mod random;
@@ -61,6 +62,7 @@ use tokio::time::Instant;
 use crate::endpoint::EndpointStats;
 
 pub use hash::hash_request;
+pub use layer::{BalanceError, BalanceLayer, Balanced};
 pub use peak_ewma::{DEFAULT_DECAY, DEFAULT_RTT};
 
 use set::{Filter, Tier};

@@ -392,3 +392,54 @@ fn stats_survive_updates_for_kept_addresses() {
     drop(held);
     assert_eq!(stats(&next, addr(1)).in_flight.load(Ordering::Relaxed), 0);
 }
+
+#[tokio::test]
+async fn the_balance_layer_sends_to_picked_endpoints() {
+    use mesh_core::cluster::LbPolicy;
+    use mesh_core::endpoint::{ClusterLoadAssignment, Endpoint, LocalityEndpoints};
+    use tower::{Layer, ServiceExt};
+
+    let cla = ClusterLoadAssignment {
+        cluster_name: "c".into(),
+        localities: vec![LocalityEndpoints {
+            endpoints: vec![
+                Endpoint::new("10.0.0.1:80".parse().unwrap()),
+                Endpoint::new("10.0.0.2:80".parse().unwrap()),
+            ],
+            ..Default::default()
+        }],
+    };
+    let balancer = Balancer::new(&LbPolicy::RoundRobin, &cla, None);
+    let inner = tower::service_fn(|req: http::Request<()>| async move {
+        Ok::<_, std::convert::Infallible>(http::Response::new(req.uri().to_string()))
+    });
+    let svc = BalanceLayer::new(balancer).layer(inner);
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let r = svc
+            .clone()
+            .oneshot(http::Request::get("http://svc/path?q=1").body(()).unwrap())
+            .await
+            .unwrap();
+        seen.insert(r.into_body());
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["http://10.0.0.1:80/path?q=1", "http://10.0.0.2:80/path?q=1"]
+    );
+
+    let empty = Balancer::new(
+        &LbPolicy::RoundRobin,
+        &ClusterLoadAssignment::default(),
+        None,
+    );
+    let inner = tower::service_fn(|_req: http::Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    });
+    let err = BalanceLayer::new(empty)
+        .layer(inner)
+        .oneshot(http::Request::get("http://svc/").body(()).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BalanceError::NoEndpoint));
+}

@@ -9,6 +9,9 @@ pub(crate) mod matching;
 use http::Request;
 use mesh_core::route::{Route, RouteTable, VirtualHost, WeightedCluster};
 
+mod layer;
+
+pub use layer::{RouteLayer, RouteService, Routed};
 pub use matching::route_matches;
 
 /// Picks the virtual host for `authority` the way Envoy does: an exact domain, then the longest

@@ -199,3 +199,46 @@ fn weighted_pick_follows_the_weights() {
     assert_eq!(pick_weighted(&cs, u32::MAX).unwrap().name, "b");
     assert!(pick_weighted(&cs[2..], 7).is_none());
 }
+
+#[tokio::test]
+async fn the_route_layer_attaches_the_decision_or_answers_404() {
+    use tower::{Layer, ServiceExt};
+    let mut fwd = ForwardAction::to_cluster("a");
+    fwd.clusters = vec![
+        WeightedCluster {
+            name: "a".into(),
+            weight: 0,
+        },
+        WeightedCluster {
+            name: "b".into(),
+            weight: 1,
+        },
+    ];
+    let mut only_api = route(
+        "api",
+        RouteMatch {
+            path: PathMatch::Prefix("/api".into()),
+            ..Default::default()
+        },
+    );
+    only_api.action = RouteAction::Forward(fwd);
+    let table = RouteTable {
+        name: "t".into(),
+        virtual_hosts: vec![vh("v", &["*"], vec![only_api])],
+    };
+    let inner = tower::service_fn(|req: Request<()>| async move {
+        let routed = req.extensions().get::<Routed>().expect("decision attached");
+        let mut resp = http::Response::new(String::new());
+        *resp.body_mut() = format!(
+            "{}->{}",
+            routed.route().name,
+            routed.cluster().unwrap_or("-")
+        );
+        Ok::<_, std::convert::Infallible>(resp)
+    });
+    let svc = RouteLayer::new(mesh_core::Snapshot::new(table)).layer(inner);
+    let ok = svc.clone().oneshot(req("http://svc/api/x")).await.unwrap();
+    assert_eq!(ok.body(), "api->b");
+    let missing = svc.oneshot(req("http://svc/other")).await.unwrap();
+    assert_eq!(missing.status(), 404);
+}
