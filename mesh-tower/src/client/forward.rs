@@ -39,14 +39,6 @@ where
                 route: route.name.clone(),
             }
         })?;
-    let runtimes = inner.runtimes.load();
-    let rt = runtimes
-        .get(&weighted.name)
-        .cloned()
-        .ok_or_else(|| Error::NoCluster {
-            cluster: weighted.name.clone(),
-            route: route.name.clone(),
-        })?;
     let hash = crate::balance::hash_request(&f.hash_policies, &req, None);
     let (mut parts, body) = req.into_parts();
     headers::apply(&route.request_headers, &mut parts.headers);
@@ -59,6 +51,15 @@ where
     let mut body = Replay::new(body, inner.max_replay)
         .await
         .map_err(|e| Error::InvalidRequest(format!("reading the request body: {e}")))?;
+    // Loaded after the body is buffered: an arc-swap guard is not held across an await.
+    let runtimes = inner.runtimes.load();
+    let rt = runtimes
+        .get(&weighted.name)
+        .cloned()
+        .ok_or_else(|| Error::NoCluster {
+            cluster: weighted.name.clone(),
+            route: route.name.clone(),
+        })?;
 
     for m in &f.mirrors {
         if body.replayable()
