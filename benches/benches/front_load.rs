@@ -1,0 +1,214 @@
+//! `front_load`: the protocol's pinned, open-loop measurement of the client stack, with an
+//! external load generator.
+//!
+//! ```sh
+//! cargo install oha --locked --root ~/.cache/oha       # once; the generator
+//! OHA=~/.cache/oha/bin/oha taskset -c 0 cargo bench -p mesh-benches --bench front_load
+//! ```
+//!
+//! This process (pin it to CPU0) runs a bare hyper backend and two front servers on one
+//! single-threaded runtime: front **A** forwards each request to the backend with a bare
+//! `hyper_util` client, front **B** with `mesh_tower::Client` (one route, 90/10 split over two
+//! clusters, peak-EWMA P2C, retries, breakers). `oha`, pinned to CPU1, first finds A's closed-loop
+//! maximum, then drives A and B alternately (3 rounds × 5 s each) open-loop at half that rate with
+//! latency correction. Everything else about the two paths is identical, so B − A is the cost of
+//! the mesh stack. Without `OHA` set the bench says so and exits (CI only builds it).
+
+#![allow(missing_docs)]
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use mesh_core::cluster::Cluster;
+use mesh_core::endpoint::{ClusterLoadAssignment, Endpoint, LocalityEndpoints};
+use mesh_core::listener::Listener;
+use mesh_core::route::*;
+use mesh_core::{MeshResources, Snapshot};
+
+const HOST: &str = "bench.mesh.local";
+
+async fn serve<F, Fut>(handler: F) -> SocketAddr
+where
+    F: Fn(http::Request<Incoming>) -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = http::Response<Full<Bytes>>> + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::task::spawn_local(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let _ = stream.set_nodelay(true);
+            let handler = handler.clone();
+            tokio::task::spawn_local(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let h = handler.clone();
+                    async move { Ok::<_, std::convert::Infallible>(h(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn mesh(addr: SocketAddr) -> MeshResources {
+    let target = mesh_core::target_name(HOST, 80);
+    let mut r = MeshResources::default();
+    let (c1, c2) = (
+        mesh_core::cluster_name(HOST, 80, Some("v1")),
+        mesh_core::cluster_name(HOST, 80, Some("v2")),
+    );
+    r.listeners
+        .insert(target.clone(), Listener::api(target.clone()).into());
+    let route = Route {
+        name: "split".into(),
+        matcher: RouteMatch::default(),
+        action: RouteAction::Forward(ForwardAction {
+            clusters: vec![
+                WeightedCluster {
+                    name: c1.clone(),
+                    weight: 90,
+                },
+                WeightedCluster {
+                    name: c2.clone(),
+                    weight: 10,
+                },
+            ],
+            retry: Some(RetryPolicy {
+                retry_on: vec![RetryOn::ConnectFailure, RetryOn::Reset],
+                num_retries: 2,
+                ..Default::default()
+            }),
+            ..ForwardAction::to_cluster("unused")
+        }),
+        request_headers: HeaderMutation::default(),
+        response_headers: HeaderMutation::default(),
+        fault: None,
+        rate_limit: None,
+    };
+    let vh = VirtualHost {
+        name: HOST.into(),
+        domains: vec!["*".into()],
+        routes: vec![route],
+    };
+    r.route_tables.insert(
+        target.clone(),
+        RouteTable {
+            name: target,
+            virtual_hosts: vec![vh],
+        }
+        .into(),
+    );
+    for c in [c1, c2] {
+        r.clusters.insert(c.clone(), Cluster::new(c.clone()).into());
+        let cla = ClusterLoadAssignment {
+            cluster_name: c.clone(),
+            localities: vec![LocalityEndpoints {
+                endpoints: vec![Endpoint::new(addr)],
+                ..Default::default()
+            }],
+        };
+        r.assignments.insert(c, cla.into());
+    }
+    r
+}
+
+/// Runs oha (pinned to CPU1) and returns (requests per second, p50, p99).
+fn oha(bin: &str, url: &str, args: &[&str]) -> (f64, Duration, Duration) {
+    let out = Command::new("taskset")
+        .args([
+            "-c",
+            "1",
+            bin,
+            "--no-tui",
+            "--output-format",
+            "json",
+            "-z",
+            "5s",
+        ])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("run oha");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "oha output ({e}): {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let secs =
+        |p: &str| Duration::from_secs_f64(v["latencyPercentiles"][p].as_f64().unwrap_or(f64::NAN));
+    (
+        v["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0),
+        secs("p50"),
+        secs("p99"),
+    )
+}
+
+fn main() {
+    let Ok(bin) = std::env::var("OHA") else {
+        println!(
+            "front_load: set OHA to an oha binary (cargo install oha --locked) to run this benchmark"
+        );
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let backend = serve(|_req| async { http::Response::new(Full::new(Bytes::from_static(b"ok"))) }).await;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let bare: HyperClient<HttpConnector, Empty<Bytes>> = HyperClient::builder(TokioExecutor::new()).build(connector);
+        let front_a = serve(move |_req| {
+            let bare = bare.clone();
+            async move {
+                let resp = bare.request(http::Request::get(format!("http://{backend}/")).body(Empty::new()).unwrap()).await.unwrap();
+                http::Response::new(Full::new(resp.into_body().collect().await.unwrap().to_bytes()))
+            }
+        })
+        .await;
+        let meshc = mesh_tower::Client::from_snapshot(Snapshot::new(mesh(backend)));
+        let front_b = serve(move |_req| {
+            let meshc = meshc.clone();
+            async move {
+                let resp = meshc.request(http::Request::get(format!("http://{HOST}/")).body(Empty::<Bytes>::new()).unwrap()).await.unwrap();
+                http::Response::new(Full::new(resp.into_body().collect().await.unwrap().to_bytes()))
+            }
+        })
+        .await;
+        let (a_url, b_url) = (format!("http://{front_a}/"), format!("http://{front_b}/"));
+        // The generator runs in another process; yield to our servers while it does.
+        let run = |url: String, args: Vec<String>| {
+            let bin = bin.clone();
+            tokio::task::spawn_blocking(move || oha(&bin, &url, &args.iter().map(String::as_str).collect::<Vec<_>>()))
+        };
+        let (max_a, ..) = run(a_url.clone(), vec!["-c".into(), "16".into()]).await.unwrap();
+        let (max_b, ..) = run(b_url.clone(), vec!["-c".into(), "16".into()]).await.unwrap();
+        println!("front_load closed loop (16 connections): A {max_a:.0} req/s, B {max_b:.0} req/s, B/A {:.2}x", max_b / max_a);
+        let rate = (max_a / 2.0).round().to_string();
+        let open = vec!["-c".into(), "64".into(), "-q".into(), rate.clone(), "--latency-correction".into()];
+        for round in 1..=3 {
+            let (_, a50, a99) = run(a_url.clone(), open.clone()).await.unwrap();
+            let (_, b50, b99) = run(b_url.clone(), open.clone()).await.unwrap();
+            println!(
+                "front_load open loop {rate} req/s round {round}: A p50 {a50:?} p99 {a99:?} | B p50 {b50:?} p99 {b99:?} | added p50 {:?} p99 {:?}",
+                b50.saturating_sub(a50),
+                b99.saturating_sub(a99)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    });
+}
