@@ -200,6 +200,10 @@ fn main() {
         println!("front_load closed loop (16 connections): A {max_a:.0} req/s, B {max_b:.0} req/s, B/A {:.2}x", max_b / max_a);
         let rate = (max_a / 2.0).round().to_string();
         let open = vec!["-c".into(), "64".into(), "-q".into(), rate.clone(), "--latency-correction".into()];
+        // Warm-up at the open-loop shape: both fronts and both clients grow their connection
+        // pools to what 64 downstream connections need before anything is measured.
+        run(a_url.clone(), open.clone()).await.unwrap();
+        run(b_url.clone(), open.clone()).await.unwrap();
         for round in 1..=3 {
             let (_, a50, a99) = run(a_url.clone(), open.clone()).await.unwrap();
             let (_, b50, b99) = run(b_url.clone(), open.clone()).await.unwrap();
