@@ -28,11 +28,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mesh_core::cluster::Cluster;
-use mesh_core::endpoint::{ClusterLoadAssignment, Endpoint, LocalityEndpoints};
-use mesh_core::listener::Listener;
-use mesh_core::route::*;
-use mesh_core::{MeshResources, Snapshot};
+use mesh_core::Snapshot;
 use tokio::time::Instant;
 
 struct Counting;
@@ -82,70 +78,6 @@ fn server(addr_tx: std::sync::mpsc::Sender<SocketAddr>) {
             });
         }
     });
-}
-
-fn mesh(addr: SocketAddr) -> MeshResources {
-    let target = mesh_core::target_name(HOST, 80);
-    let mut r = MeshResources::default();
-    let (c1, c2) = (
-        mesh_core::cluster_name(HOST, 80, Some("v1")),
-        mesh_core::cluster_name(HOST, 80, Some("v2")),
-    );
-    r.listeners
-        .insert(target.clone(), Listener::api(target.clone()).into());
-    let route = Route {
-        name: "split".into(),
-        matcher: RouteMatch::default(),
-        action: RouteAction::Forward(ForwardAction {
-            clusters: vec![
-                WeightedCluster {
-                    name: c1.clone(),
-                    weight: 90,
-                },
-                WeightedCluster {
-                    name: c2.clone(),
-                    weight: 10,
-                },
-            ],
-            retry: Some(RetryPolicy {
-                retry_on: vec![RetryOn::ConnectFailure, RetryOn::Reset],
-                num_retries: 2,
-                ..Default::default()
-            }),
-            ..ForwardAction::to_cluster("unused")
-        }),
-        request_headers: HeaderMutation::default(),
-        response_headers: HeaderMutation::default(),
-        fault: None,
-        rate_limit: None,
-    };
-    r.route_tables.insert(
-        target.clone(),
-        RouteTable {
-            name: target,
-            virtual_hosts: vec![VirtualHost {
-                name: HOST.into(),
-                domains: vec!["*".into()],
-                routes: vec![route],
-            }],
-        }
-        .into(),
-    );
-    for c in [c1, c2] {
-        r.clusters.insert(c.clone(), Cluster::new(c.clone()).into());
-        r.assignments.insert(
-            c.clone(),
-            ClusterLoadAssignment {
-                cluster_name: c,
-                localities: vec![LocalityEndpoints {
-                    endpoints: vec![Endpoint::new(addr)],
-                    ..Default::default()
-                }],
-            }
-            .into(),
-        );
-    }
-    r
 }
 
 #[derive(Default)]
@@ -297,7 +229,7 @@ fn main() {
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
         connector.set_nodelay(true);
         let bare = HyperClient::builder(TokioExecutor::new()).build(connector);
-        let meshc = mesh_tower::Client::from_snapshot(Snapshot::new(mesh(addr)));
+        let meshc = mesh_tower::Client::from_snapshot(Snapshot::new(mesh_benches::split_mesh(HOST, addr)));
         // Warm-up: connections in both pools.
         round("A", &bare, &meshc, addr, 0.5).await;
         round("B", &bare, &meshc, addr, 0.5).await;

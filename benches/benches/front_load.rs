@@ -26,11 +26,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mesh_core::cluster::Cluster;
-use mesh_core::endpoint::{ClusterLoadAssignment, Endpoint, LocalityEndpoints};
-use mesh_core::listener::Listener;
-use mesh_core::route::*;
-use mesh_core::{MeshResources, Snapshot};
+use mesh_core::Snapshot;
 
 const HOST: &str = "bench.mesh.local";
 
@@ -58,68 +54,6 @@ where
         }
     });
     addr
-}
-
-fn mesh(addr: SocketAddr) -> MeshResources {
-    let target = mesh_core::target_name(HOST, 80);
-    let mut r = MeshResources::default();
-    let (c1, c2) = (
-        mesh_core::cluster_name(HOST, 80, Some("v1")),
-        mesh_core::cluster_name(HOST, 80, Some("v2")),
-    );
-    r.listeners
-        .insert(target.clone(), Listener::api(target.clone()).into());
-    let route = Route {
-        name: "split".into(),
-        matcher: RouteMatch::default(),
-        action: RouteAction::Forward(ForwardAction {
-            clusters: vec![
-                WeightedCluster {
-                    name: c1.clone(),
-                    weight: 90,
-                },
-                WeightedCluster {
-                    name: c2.clone(),
-                    weight: 10,
-                },
-            ],
-            retry: Some(RetryPolicy {
-                retry_on: vec![RetryOn::ConnectFailure, RetryOn::Reset],
-                num_retries: 2,
-                ..Default::default()
-            }),
-            ..ForwardAction::to_cluster("unused")
-        }),
-        request_headers: HeaderMutation::default(),
-        response_headers: HeaderMutation::default(),
-        fault: None,
-        rate_limit: None,
-    };
-    let vh = VirtualHost {
-        name: HOST.into(),
-        domains: vec!["*".into()],
-        routes: vec![route],
-    };
-    r.route_tables.insert(
-        target.clone(),
-        RouteTable {
-            name: target,
-            virtual_hosts: vec![vh],
-        }
-        .into(),
-    );
-    for c in [c1, c2] {
-        r.clusters.insert(c.clone(), Cluster::new(c.clone()).into());
-        let cla = ClusterLoadAssignment {
-            cluster_name: c.clone(),
-            localities: vec![LocalityEndpoints {
-                endpoints: vec![Endpoint::new(addr)],
-                ..Default::default()
-            }],
-        };
-        r.assignments.insert(c, cla.into());
-    }
-    r
 }
 
 /// Runs oha (pinned to CPU1) and returns (requests per second, p50, p99).
@@ -180,7 +114,7 @@ fn main() {
             }
         })
         .await;
-        let meshc = mesh_tower::Client::from_snapshot(Snapshot::new(mesh(backend)));
+        let meshc = mesh_tower::Client::from_snapshot(Snapshot::new(mesh_benches::split_mesh(HOST, backend)));
         let front_b = serve(move |_req| {
             let meshc = meshc.clone();
             async move {
