@@ -10,7 +10,7 @@
 //! single-threaded runtime: front **A** forwards each request to the backend with a bare
 //! `hyper_util` client, front **B** with `mesh_tower::Client` (one route, 90/10 split over two
 //! clusters, peak-EWMA P2C, retries, breakers). `oha`, pinned to CPU1, first finds A's closed-loop
-//! maximum, then drives A and B alternately (3 rounds × 5 s each) open-loop at half that rate with
+//! maximum, then drives A, B and a second bare front A' in rotating order (`FRONT_ROUNDS`, default 3, × 5 s each) open-loop at half that rate with
 //! latency correction. Everything else about the two paths is identical, so B − A is the cost of
 //! the mesh stack. Without `OHA` set the bench says so and exits (CI only builds it).
 
@@ -105,15 +105,19 @@ fn main() {
         let backend = serve(|_req| async { http::Response::new(Full::new(Bytes::from_static(b"ok"))) }).await;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        let bare: HyperClient<HttpConnector, Empty<Bytes>> = HyperClient::builder(TokioExecutor::new()).build(connector);
-        let front_a = serve(move |_req| {
-            let bare = bare.clone();
-            async move {
-                let resp = bare.request(http::Request::get(format!("http://{backend}/")).body(Empty::new()).unwrap()).await.unwrap();
-                http::Response::new(Full::new(resp.into_body().collect().await.unwrap().to_bytes()))
-            }
-        })
-        .await;
+        let bare: HyperClient<HttpConnector, Empty<Bytes>> = HyperClient::builder(TokioExecutor::new()).build(connector.clone());
+        let bare_front = |bare: HyperClient<HttpConnector, Empty<Bytes>>| {
+            serve(move |_req| {
+                let bare = bare.clone();
+                async move {
+                    let resp = bare.request(http::Request::get(format!("http://{backend}/")).body(Empty::new()).unwrap()).await.unwrap();
+                    http::Response::new(Full::new(resp.into_body().collect().await.unwrap().to_bytes()))
+                }
+            })
+        };
+        let front_a = bare_front(bare.clone()).await;
+        // A second, identical bare front: A' − A is the noise floor B − A is read against.
+        let front_c = bare_front(HyperClient::builder(TokioExecutor::new()).build(connector.clone())).await;
         let meshc = mesh_tower::Client::from_snapshot(Snapshot::new(mesh_benches::split_mesh(HOST, backend)));
         let front_b = serve(move |_req| {
             let meshc = meshc.clone();
@@ -123,7 +127,7 @@ fn main() {
             }
         })
         .await;
-        let (a_url, b_url) = (format!("http://{front_a}/"), format!("http://{front_b}/"));
+        let (a_url, b_url, c_url) = (format!("http://{front_a}/"), format!("http://{front_b}/"), format!("http://{front_c}/"));
         // The generator runs in another process; yield to our servers while it does.
         let run = |url: String, args: Vec<String>| {
             let bin = bin.clone();
@@ -134,19 +138,45 @@ fn main() {
         println!("front_load closed loop (16 connections): A {max_a:.0} req/s, B {max_b:.0} req/s, B/A {:.2}x", max_b / max_a);
         let rate = (max_a / 2.0).round().to_string();
         let open = vec!["-c".into(), "64".into(), "-q".into(), rate.clone(), "--latency-correction".into()];
-        // Warm-up at the open-loop shape: both fronts and both clients grow their connection
-        // pools to what 64 downstream connections need before anything is measured.
-        run(a_url.clone(), open.clone()).await.unwrap();
-        run(b_url.clone(), open.clone()).await.unwrap();
-        for round in 1..=3 {
-            let (_, a50, a99) = run(a_url.clone(), open.clone()).await.unwrap();
-            let (_, b50, b99) = run(b_url.clone(), open.clone()).await.unwrap();
-            println!(
-                "front_load open loop {rate} req/s round {round}: A p50 {a50:?} p99 {a99:?} | B p50 {b50:?} p99 {b99:?} | added p50 {:?} p99 {:?}",
-                b50.saturating_sub(a50),
-                b99.saturating_sub(a99)
-            );
+        // Warm-up at the open-loop shape: every front and client grows its connection pool to
+        // what 64 downstream connections need before anything is measured.
+        for url in [&a_url, &b_url, &c_url] {
+            run(url.clone(), open.clone()).await.unwrap();
         }
+        let rounds: usize = std::env::var("FRONT_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        let (mut b50, mut b99, mut c50, mut c99) = (vec![], vec![], vec![], vec![]);
+        for round in 1..=rounds {
+            // The order rotates so no mode always runs first.
+            let mut r = [(0, a_url.clone()), (1, b_url.clone()), (2, c_url.clone())];
+            r.rotate_left(round % 3);
+            let mut got = [(Duration::ZERO, Duration::ZERO); 3];
+            for (i, url) in r {
+                let (_, p50, p99) = run(url, open.clone()).await.unwrap();
+                got[i] = (p50, p99);
+            }
+            let [(a50, a99), (x50, x99), (y50, y99)] = got;
+            println!(
+                "front_load open loop {rate} req/s round {round}: A p50 {a50:?} p99 {a99:?} | B p50 {x50:?} p99 {x99:?} | A' p50 {y50:?} p99 {y99:?}"
+            );
+            b50.push(us(x50) - us(a50));
+            b99.push(us(x99) - us(a99));
+            c50.push(us(y50) - us(a50));
+            c99.push(us(y99) - us(a99));
+        }
+        println!(
+            "front_load over {rounds} rounds, median of per-round differences: B−A p50 {:+.0} µs p99 {:+.0} µs | noise floor A'−A p50 {:+.0} µs p99 {:+.0} µs",
+            median(&mut b50), median(&mut b99), median(&mut c50), median(&mut c99)
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     });
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }

@@ -10,6 +10,7 @@
 //! | [`cluster`] | `Cluster` with LB policy, circuit breakers, outlier detection, TLS |
 //! | [`endpoint`] | `ClusterLoadAssignment` |
 //! | [`listener`] | API `Listener` with an RDS-fed HTTP connection manager |
+//! | [`identity`] | the SPIFFE ID in an SVID's URI SAN |
 //!
 //! This crate does no I/O and knows nothing of protobuf or of YAML.
 //!
@@ -41,6 +42,7 @@
 
 pub mod cluster;
 pub mod endpoint;
+pub mod identity;
 pub mod listener;
 pub mod matcher;
 mod resources;

@@ -41,6 +41,12 @@
 //! ```
 
 pub mod bootstrap;
+/// Istio's certificate service, `istio.v1.auth.IstioCertificateService` (generated from
+/// `proto/ca.proto`): the control plane serves it, the library calls it for its SVID.
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+pub mod ca_proto {
+    tonic::include_proto!("istio.v1.auth");
+}
 pub mod client;
 pub mod codec;
 

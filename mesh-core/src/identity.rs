@@ -1,0 +1,172 @@
+//! Workload identity: the SPIFFE ID a workload proves with its X.509 SVID.
+//!
+//! Istio's form, `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`, is the only one the
+//! mesh issues and the one authorization policies match (`principals: ["cluster.local/ns/default/sa/web"]`
+//! is the ID without its scheme).
+//!
+//! ```
+//! use mesh_core::identity::SpiffeId;
+//!
+//! let id: SpiffeId = "spiffe://mesh.local/ns/default/sa/web".parse().unwrap();
+//! assert_eq!(id.namespace(), "default");
+//! assert_eq!(id.principal(), "mesh.local/ns/default/sa/web");
+//! assert!("spiffe://mesh.local/web".parse::<SpiffeId>().is_err());
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A workload's identity, `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpiffeId {
+    trust_domain: String,
+    namespace: String,
+    service_account: String,
+}
+
+/// Why a string is not a mesh SPIFFE ID.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpiffeIdError {
+    /// It does not start with `spiffe://`.
+    #[error("{0:?} is not a SPIFFE ID: it must start with spiffe://")]
+    Scheme(String),
+    /// The path is not `/ns/<namespace>/sa/<service-account>`.
+    #[error("{0:?} is not a mesh SPIFFE ID: the path must be /ns/<namespace>/sa/<service-account>")]
+    Path(String),
+    /// A part is empty or has characters SPIFFE does not allow.
+    #[error(
+        "{id:?}: {part} {value:?} is empty or has characters other than a-z, 0-9, '.', '-', '_'"
+    )]
+    Invalid {
+        /// The whole ID.
+        id: String,
+        /// Which part: trust domain, namespace or service account.
+        part: &'static str,
+        /// The offending value.
+        value: String,
+    },
+}
+
+impl SpiffeId {
+    /// The identity of service account `sa` in namespace `ns` of `trust_domain`.
+    pub fn new(trust_domain: &str, ns: &str, sa: &str) -> Result<SpiffeId, SpiffeIdError> {
+        format!("spiffe://{trust_domain}/ns/{ns}/sa/{sa}").parse()
+    }
+
+    /// The trust domain (`cluster.local`).
+    pub fn trust_domain(&self) -> &str {
+        &self.trust_domain
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The service account.
+    pub fn service_account(&self) -> &str {
+        &self.service_account
+    }
+
+    /// The ID without `spiffe://`, as Istio's `principals` and `source.principal` write it.
+    pub fn principal(&self) -> String {
+        format!(
+            "{}/ns/{}/sa/{}",
+            self.trust_domain, self.namespace, self.service_account
+        )
+    }
+}
+
+fn valid_part(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+impl FromStr for SpiffeId {
+    type Err = SpiffeIdError;
+
+    fn from_str(s: &str) -> Result<SpiffeId, SpiffeIdError> {
+        let rest = s
+            .strip_prefix("spiffe://")
+            .ok_or_else(|| SpiffeIdError::Scheme(s.to_string()))?;
+        let mut parts = rest.split('/');
+        let (Some(td), Some("ns"), Some(ns), Some("sa"), Some(sa), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(SpiffeIdError::Path(s.to_string()));
+        };
+        for (part, value) in [
+            ("trust domain", td),
+            ("namespace", ns),
+            ("service account", sa),
+        ] {
+            // Service accounts may carry upper case in some platforms; SPIFFE paths allow it.
+            let ok = if part == "service account" {
+                valid_part(&value.to_ascii_lowercase())
+            } else {
+                valid_part(value)
+            };
+            if !ok {
+                return Err(SpiffeIdError::Invalid {
+                    id: s.to_string(),
+                    part,
+                    value: value.to_string(),
+                });
+            }
+        }
+        Ok(SpiffeId {
+            trust_domain: td.to_string(),
+            namespace: ns.to_string(),
+            service_account: sa.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for SpiffeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "spiffe://{}/ns/{}/sa/{}",
+            self.trust_domain, self.namespace, self.service_account
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints() {
+        let id = SpiffeId::new("cluster.local", "shop", "reviews-v2").unwrap();
+        assert_eq!(
+            id.to_string(),
+            "spiffe://cluster.local/ns/shop/sa/reviews-v2"
+        );
+        assert_eq!(id.to_string().parse::<SpiffeId>().unwrap(), id);
+        assert_eq!(id.service_account(), "reviews-v2");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_mesh_identity() {
+        for bad in [
+            "http://cluster.local/ns/a/sa/b",
+            "spiffe://cluster.local/ns/a",
+            "spiffe://cluster.local/ns/a/sa/b/extra",
+            "spiffe://cluster.local/sa/b/ns/a",
+            "spiffe:///ns/a/sa/b",
+            "spiffe://cluster.local/ns//sa/b",
+            "spiffe://Cluster.Local/ns/a/sa/b",
+            "spiffe://cluster.local/ns/a b/sa/b",
+        ] {
+            assert!(bad.parse::<SpiffeId>().is_err(), "{bad} accepted");
+        }
+    }
+}
