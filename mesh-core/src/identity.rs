@@ -139,6 +139,55 @@ impl fmt::Display for SpiffeId {
     }
 }
 
+/// The verified identity of the peer of a mutual-TLS connection. The mesh's server side puts it
+/// in each request's extensions (`req.extensions().get::<PeerIdentity>()`); a plaintext request
+/// (PERMISSIVE mode) has none.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PeerIdentity(pub SpiffeId);
+
+/// An X.509 SVID, its private key and the trust bundle that verifies peers: everything a workload
+/// holds to speak mTLS. DER throughout; the library keeps the live one in a
+/// `Snapshot<Option<Svid>>` (`None` until the first certificate arrives) and swaps it on rotation.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Svid {
+    /// The identity the leaf certificate carries as its only URI SAN.
+    pub id: SpiffeId,
+    /// The certificate chain, leaf first, then intermediates (without the root).
+    pub chain: Vec<Vec<u8>>,
+    /// The leaf's private key, PKCS#8 DER. Never leaves the process.
+    pub key: Vec<u8>,
+    /// Trust anchors (root certificates, DER) that peers' chains must lead to.
+    pub bundle: Vec<Vec<u8>>,
+    /// Start of the leaf's validity.
+    pub not_before: std::time::SystemTime,
+    /// End of the leaf's validity.
+    pub not_after: std::time::SystemTime,
+}
+
+impl Svid {
+    /// When to rotate: half-way through the leaf's lifetime, as Istio does.
+    pub fn refresh_at(&self) -> std::time::SystemTime {
+        let life = self
+            .not_after
+            .duration_since(self.not_before)
+            .unwrap_or_default();
+        self.not_before + life / 2
+    }
+}
+
+impl fmt::Debug for Svid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Svid")
+            .field("id", &self.id.to_string())
+            .field("chain_len", &self.chain.len())
+            .field("key", &"<redacted>")
+            .field("bundle_len", &self.bundle.len())
+            .field("not_before", &self.not_before)
+            .field("not_after", &self.not_after)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
