@@ -49,6 +49,7 @@ pub mod ca_proto {
 }
 pub mod client;
 pub mod codec;
+pub mod identity;
 
 pub use bootstrap::Bootstrap;
 pub use client::{MeshState, Options, Protocol, Target, TargetError, XdsClient};

@@ -15,7 +15,7 @@
 //! # Ok(()) }
 //! ```
 
-mod backoff;
+pub(crate) mod backoff;
 mod cache;
 mod engine;
 mod kind;
