@@ -14,10 +14,12 @@
 //!   the good resources of the same response, ACKs only after publishing, reconnects with backoff
 //!   while serving the last good state, and exposes it all as a [`MeshState`].
 //!
+//! - [`identity`]: the workload's SVID from the control plane's CA, in-process, rotated at half
+//!   its lifetime. Upstream mTLS travels in clusters as gRFC A29 describes (a TLS
+//!   `transport_socket` naming certificate-provider instances and `match_subject_alt_names`).
+//!
 //! # What is not here (yet)
-//! Upstream TLS in clusters (encoding a cluster with TLS returns
-//! [`codec::EncodeError::Unsupported`]; a received cluster with a transport socket is NACKed rather
-//! than used as plaintext), federation (A47 authorities), and xDS over TLS to the control plane.
+//! Federation (A47 authorities), and xDS over mTLS to the control plane.
 //!
 //! # Example
 //! ```no_run

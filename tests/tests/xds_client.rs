@@ -113,7 +113,8 @@ async fn a_bad_resource_is_nacked_by_name_and_the_rest_is_applied() {
     use mesh_xds_client::codec::{self, CLUSTER_TYPE};
 
     let mesh = TestMesh::start(&[("web.yaml", &yaml(50, 50))]).await;
-    // A test handler: the same config, but the v2 cluster asks for TLS the client cannot honour.
+    // A test handler: the same config, but the v2 cluster carries a TLS transport socket without
+    // its config, which the client must refuse rather than connect in plaintext.
     let resources = mesh.cp().config_status().resources.clone();
     let bad_name = format!("outbound|{PORT}|v2|{HOST}");
     let mut bad = codec::encode_cluster(&resources.clusters[&bad_name]).unwrap();

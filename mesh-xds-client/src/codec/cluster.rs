@@ -23,6 +23,8 @@ use mesh_core::cluster::{CircuitBreakers, Cluster as ModelCluster, LbPolicy, Out
 
 use super::{EncodeError, ads_config_source, duration, u32v};
 
+pub(super) mod tls;
+
 /// The largest ring Envoy accepts (its proto validation) and gRPC allows (gRFC A42): 8M entries.
 const MAX_RING_SIZE: u64 = 8 * 1024 * 1024;
 /// `enforcing_*` value that applies an ejection algorithm to every detected outlier.
@@ -33,9 +35,9 @@ const DISABLED: u32 = 0;
 /// Encodes a cluster whose endpoints come from EDS over the same ADS stream.
 ///
 /// # Errors
-/// [`EncodeError::Unsupported`] when the cluster asks for upstream TLS (not encoded yet; sending the
-/// cluster without it would mean plaintext), and [`EncodeError::OutOfRange`] for values Envoy would
-/// reject that model validation does not catch: ring sizes above 8M and zero durations.
+/// [`EncodeError::OutOfRange`] for values Envoy would reject that model validation does not
+/// catch: ring sizes above 8M and zero durations. Upstream TLS is written as a `transport_socket`
+/// (gRFC A29 certificate-provider instances).
 pub fn encode_cluster(c: &ModelCluster) -> Result<Cluster, EncodeError> {
     let out_of_range = |field, reason: String| EncodeError::OutOfRange {
         kind: "Cluster",
@@ -43,15 +45,6 @@ pub fn encode_cluster(c: &ModelCluster) -> Result<Cluster, EncodeError> {
         field,
         reason,
     };
-    if c.tls.is_some() {
-        return Err(EncodeError::Unsupported {
-            kind: "Cluster",
-            resource: c.name.clone(),
-            field: "tls",
-            reason: "upstream TLS is not encoded yet; refusing to send the cluster as plaintext"
-                .into(),
-        });
-    }
     positive(c.connect_timeout, "connect_timeout").map_err(|(f, r)| out_of_range(f, r))?;
 
     let (lb_policy, lb_config) = match &c.lb_policy {
@@ -115,6 +108,7 @@ pub fn encode_cluster(c: &ModelCluster) -> Result<Cluster, EncodeError> {
         load_balancing_policy: Some(load_balancing_policy(&c.lb_policy)),
         circuit_breakers: Some(circuit_breakers(&c.circuit_breakers)),
         outlier_detection,
+        transport_socket: c.tls.as_ref().map(tls::transport_socket),
         ..Default::default()
     })
 }

@@ -38,6 +38,7 @@ mod listener;
 mod route;
 
 pub use cluster::encode_cluster;
+pub use cluster::tls::{IDENTITY_CERT, IDENTITY_PROVIDER, ROOT_CERT, TLS_TRANSPORT_SOCKET};
 pub use decode::{
     DecodeError, Decoded, Warning, decode_assignment, decode_cluster, decode_listener,
     decode_route_table,

@@ -160,7 +160,7 @@ fn header_matcher(h: &HeaderMatch) -> HeaderMatcher {
 /// Envoy and gRPC (gRFC A63) reject an empty prefix, suffix, substring or regex; the model allows
 /// them, so they are written as what they mean: an empty prefix, suffix or substring matches every
 /// value, and an empty full-match regex matches only the empty value.
-fn value_matcher(m: Option<&StringMatch>) -> Option<StringMatcher> {
+pub(super) fn value_matcher(m: Option<&StringMatch>) -> Option<StringMatcher> {
     let pattern = match m? {
         StringMatch::Prefix(s) | StringMatch::Suffix(s) | StringMatch::Contains(s)
             if s.is_empty() =>

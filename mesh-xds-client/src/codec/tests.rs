@@ -6,7 +6,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::google::protobuf::Any;
-use mesh_core::cluster::{Cluster as ModelCluster, UpstreamTls};
+use mesh_core::cluster::Cluster as ModelCluster;
 use mesh_core::endpoint::{ClusterLoadAssignment as ModelAssignment, Endpoint, LocalityEndpoints};
 use mesh_core::listener::Listener as ModelListener;
 use mesh_core::route::{ForwardAction, Route, RouteAction, RouteMatch, RouteTable, VirtualHost};
@@ -145,10 +145,8 @@ fn encode_all_covers_every_resource() {
 fn encode_all_reports_bad_resources_and_keeps_the_rest() {
     let mut r = mesh();
     let bad = cluster_name("reviews", 9080, None);
-    std::sync::Arc::make_mut(r.clusters.get_mut(&bad).unwrap()).tls = Some(UpstreamTls {
-        sni: None,
-        san_matchers: Vec::new(),
-    });
+    std::sync::Arc::make_mut(r.clusters.get_mut(&bad).unwrap()).connect_timeout =
+        std::time::Duration::ZERO;
     r.listeners.insert(
         "misfiled".into(),
         ModelListener::api(target_name("details", 9080)).into(),
@@ -169,6 +167,6 @@ fn encode_all_reports_bad_resources_and_keeps_the_rest() {
     assert!(
         errors
             .iter()
-            .any(|e| e.is_unsupported() && e.resource() == bad)
+            .any(|e| matches!(e, EncodeError::OutOfRange { .. }) && e.resource() == bad)
     );
 }

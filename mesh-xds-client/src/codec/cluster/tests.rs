@@ -203,18 +203,18 @@ fn values_envoy_would_reject_are_errors_naming_the_field() {
 }
 
 #[test]
-fn tls_is_refused_not_dropped() {
+fn tls_is_written_as_a_transport_socket() {
     let mut m = model();
     m.tls = Some(UpstreamTls {
         sni: Some("reviews".into()),
-        san_matchers: Vec::new(),
+        san_matchers: vec![mesh_core::StringMatch::Exact(
+            "spiffe://cluster.local/ns/default/sa/reviews".into(),
+        )],
     });
-    let e = encode_cluster(&m).unwrap_err();
-    assert!(e.is_unsupported());
-    assert_eq!(e.resource(), NAME);
-    assert!(matches!(e, EncodeError::Unsupported { field: "tls", .. }));
-    let msg = e.to_string();
-    assert!(msg.contains(NAME) && msg.contains("tls"), "{msg}");
+    let c = encode_cluster(&m).unwrap();
+    let ts = c.transport_socket.expect("TLS is never dropped");
+    assert_eq!(ts.name, crate::codec::TLS_TRANSPORT_SOCKET);
+    assert!(encode_cluster(&model()).unwrap().transport_socket.is_none());
 }
 
 #[test]

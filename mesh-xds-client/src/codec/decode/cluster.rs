@@ -16,6 +16,7 @@ use crate::codec::CLUSTER_TYPE;
 
 mod lb;
 mod outlier;
+mod tls;
 
 /// Envoy's `connect_timeout` when unset.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,8 +30,11 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// ejection on (`enforcing_*` of 100) and the others off. An `enforcing_*` of 0 turns a detector
 /// off; a value between 1 and 99 is read as 100 with a warning.
 ///
-/// Rejected: any `transport_socket` or `transport_socket_matches` (upstream TLS cannot be
-/// honoured yet, and plaintext must not be the silent fallback), cluster types other than EDS,
+/// A `transport_socket` is read as upstream mTLS in gRFC A29's form (certificate-provider
+/// instances, `match_subject_alt_names`); any other transport socket, and TLS settings that would
+/// weaken verification, are rejected rather than downgraded to plaintext.
+///
+/// Rejected: `transport_socket_matches` / `transport_socket_matcher`, cluster types other than EDS,
 /// upstream network `filters`, and `lb_subset_config`. Load-balancing policies that cannot be
 /// expressed, health checks, `common_lb_config`, protocol options and the like are warnings.
 ///
@@ -136,12 +140,13 @@ pub fn decode_cluster(any: &Any) -> Result<Decoded<ModelCluster>, DecodeError> {
         connection_pool_per_downstream_connection,
         queuing_policies,
     );
-    const NO_TLS: &str =
-        "upstream TLS cannot be honoured yet; refusing to connect in plaintext instead";
+    const ONE_SOCKET: &str =
+        "per-endpoint transport sockets are not supported; set transport_socket on the cluster";
     reject_set!(
-        ctx, "", NO_TLS;
-        transport_socket, transport_socket_matches, transport_socket_matcher,
+        ctx, "", ONE_SOCKET;
+        transport_socket_matches, transport_socket_matcher,
     );
+    let tls = transport_socket.and_then(|ts| tls::decode(&mut ctx, ts));
     reject_set!(ctx, "", "upstream network filters are not supported (they change the bytes sent)"; filters);
     reject_set!(ctx, "", "subset load balancing is not supported (it chooses the endpoints)"; lb_subset_config);
     discovery_type(&mut ctx, cluster_discovery_type);
@@ -180,7 +185,7 @@ pub fn decode_cluster(any: &Any) -> Result<Decoded<ModelCluster>, DecodeError> {
         connect_timeout,
         circuit_breakers,
         outlier_detection,
-        tls: None,
+        tls,
     };
     ctx.finish(cluster)
 }

@@ -15,7 +15,7 @@ use crate::codec::ROUTE_TYPE;
 mod action;
 mod fault;
 mod headers;
-mod matching;
+pub(super) mod matching;
 mod policy;
 mod rate_limit;
 

@@ -183,7 +183,11 @@ fn query_match(ctx: &mut Ctx, at: &str, q: QueryParameterMatcher) -> QueryParamM
 /// A `StringMatcher`, or `None` when it matches every value (an empty prefix, suffix or
 /// substring, as the encoder writes `present_match`). `ignore_case` is honoured exactly, as an
 /// ASCII-case-insensitive regex (Envoy ignores it for `safe_regex`, and so do we).
-pub(super) fn string_match(ctx: &mut Ctx, at: &str, m: StringMatcher) -> Option<StringMatch> {
+pub(in crate::codec::decode) fn string_match(
+    ctx: &mut Ctx,
+    at: &str,
+    m: StringMatcher,
+) -> Option<StringMatch> {
     let StringMatcher {
         ignore_case,
         match_pattern,

@@ -7,21 +7,30 @@ use envoy_types::pb::envoy::config::cluster::v3::{
 };
 use envoy_types::pb::envoy::config::core::v3::{
     ConfigSource, HealthCheck, TransportSocket, TypedExtensionConfig,
-    config_source::ConfigSourceSpecifier,
+    config_source::ConfigSourceSpecifier, transport_socket,
 };
 use envoy_types::pb::envoy::extensions::load_balancing_policies::{
     client_side_weighted_round_robin::v3::ClientSideWeightedRoundRobin, ring_hash::v3::RingHash,
     wrr_locality::v3::WrrLocality,
 };
+use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CertificateValidationContext, UpstreamTlsContext,
+    certificate_validation_context::TrustChainVerification,
+    common_tls_context::ValidationContextType,
+};
 use envoy_types::pb::google::protobuf::{Any, UInt32Value, UInt64Value};
+use mesh_core::StringMatch;
 use mesh_core::Validate;
 use mesh_core::cluster::{
     Cluster as ModelCluster, FailurePercentageEjection, LbPolicy, OutlierDetection, RetryBudget,
-    SuccessRateEjection,
+    SuccessRateEjection, UpstreamTls,
 };
 
 use super::{clean, rejected, warned};
-use crate::codec::{decode_cluster, encode_cluster, to_any};
+use crate::codec::{
+    IDENTITY_CERT, IDENTITY_PROVIDER, TLS_TRANSPORT_SOCKET, decode_cluster, encode_cluster, to_any,
+};
 
 const NAME: &str = "outbound|9080|v2|reviews.default.svc.cluster.local";
 
@@ -121,15 +130,132 @@ fn envoy_defaults_apply_to_unset_fields() {
     assert_eq!(got, want);
 }
 
-#[test]
-fn any_transport_socket_is_rejected() {
-    let mut c = encoded();
-    c.transport_socket = Some(TransportSocket {
-        name: "envoy.transport_sockets.tls".into(),
-        config_type: None,
+fn tls_model() -> ModelCluster {
+    let mut c = model();
+    c.tls = Some(UpstreamTls {
+        sni: Some("reviews.default.svc.cluster.local".into()),
+        san_matchers: vec![
+            StringMatch::Exact("spiffe://cluster.local/ns/default/sa/reviews".into()),
+            StringMatch::Prefix("spiffe://cluster.local/ns/canary/".into()),
+        ],
     });
-    let shown = rejected(decode_cluster(&to_any(&c)), NAME, "transport_socket");
-    assert!(shown.contains("plaintext"), "{shown}");
+    c
+}
+
+/// The `UpstreamTlsContext` inside an encoded TLS cluster, to tamper with.
+fn tls_context(c: &Cluster) -> UpstreamTlsContext {
+    let Some(TransportSocket {
+        config_type: Some(transport_socket::ConfigType::TypedConfig(any)),
+        ..
+    }) = &c.transport_socket
+    else {
+        panic!("no transport socket: {c:?}")
+    };
+    prost::Message::decode(any.value.as_slice()).unwrap()
+}
+
+fn with_tls_context(mut c: Cluster, ctx: &UpstreamTlsContext) -> Cluster {
+    c.transport_socket = Some(TransportSocket {
+        name: TLS_TRANSPORT_SOCKET.into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(to_any(ctx))),
+    });
+    c
+}
+
+#[test]
+fn upstream_mtls_round_trips_in_a29_form() {
+    let model = tls_model();
+    let pb = encode_cluster(&model).unwrap();
+    let ctx = tls_context(&pb);
+    let common = ctx.common_tls_context.clone().unwrap();
+    let identity = common.tls_certificate_provider_instance.unwrap();
+    assert_eq!(
+        (
+            identity.instance_name.as_str(),
+            identity.certificate_name.as_str()
+        ),
+        (IDENTITY_PROVIDER, IDENTITY_CERT)
+    );
+    let decoded = clean(decode_cluster(&to_any(&pb)));
+    assert_eq!(decoded, model);
+}
+
+#[test]
+fn tls_that_would_weaken_verification_is_rejected_not_downgraded() {
+    let pb = encode_cluster(&tls_model()).unwrap();
+    let base = tls_context(&pb);
+    fn validation(ctx: &mut UpstreamTlsContext) -> &mut CertificateValidationContext {
+        match ctx
+            .common_tls_context
+            .as_mut()
+            .unwrap()
+            .validation_context_type
+            .as_mut()
+            .unwrap()
+        {
+            ValidationContextType::CombinedValidationContext(c) => {
+                c.default_validation_context.as_mut().unwrap()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    type Tamper = Box<dyn Fn(&mut UpstreamTlsContext)>;
+    let cases: Vec<(&str, Tamper)> = vec![
+        (
+            "trust_chain_verification",
+            Box::new(|c| {
+                validation(c).trust_chain_verification =
+                    TrustChainVerification::AcceptUntrusted as i32
+            }),
+        ),
+        (
+            "allow_expired_certificate",
+            Box::new(|c| validation(c).allow_expired_certificate = true),
+        ),
+        (
+            "ca_certificate_provider_instance",
+            Box::new(|c| validation(c).ca_certificate_provider_instance = None),
+        ),
+        (
+            "verify_certificate_hash",
+            Box::new(|c| validation(c).verify_certificate_hash = vec!["ab:cd".into()]),
+        ),
+        (
+            "tls_certificates",
+            Box::new(|c| {
+                c.common_tls_context.as_mut().unwrap().tls_certificates = vec![Default::default()]
+            }),
+        ),
+        (
+            "common_tls_context",
+            Box::new(|c| {
+                c.common_tls_context
+                    .as_mut()
+                    .unwrap()
+                    .validation_context_type = None
+            }),
+        ),
+    ];
+    for (field, tamper) in cases {
+        let mut ctx = base.clone();
+        tamper(&mut ctx);
+        let shown = rejected(
+            decode_cluster(&to_any(&with_tls_context(pb.clone(), &ctx))),
+            NAME,
+            field,
+        );
+        assert!(shown.contains(NAME), "{shown}");
+    }
+
+    let mut other = pb.clone();
+    other.transport_socket = Some(TransportSocket {
+        name: "envoy.transport_sockets.raw_buffer".into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(to_any(
+            &RawBuffer::default(),
+        ))),
+    });
+    let shown = rejected(decode_cluster(&to_any(&other)), NAME, "transport_socket");
+    assert!(shown.contains("raw_buffer"), "{shown}");
 
     let mut c = encoded();
     c.transport_socket_matches = vec![Default::default()];
