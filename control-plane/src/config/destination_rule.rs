@@ -32,7 +32,7 @@ pub struct Subset {
     /// Endpoints carrying all these labels belong to the subset. Default: all endpoints.
     pub labels: BTreeMap<String, String>,
     /// Overrides the rule's policy, each top-level field (`loadBalancer`, `connectionPool`,
-    /// `outlierDetection`, `retryBudget`) as a whole, as Istio does. Default: the rule's policy.
+    /// `outlierDetection`, `retryBudget`, `tls`) as a whole, as Istio does. Default: the rule's policy.
     pub traffic_policy: Option<TrafficPolicy>,
 }
 
@@ -48,6 +48,80 @@ pub struct TrafficPolicy {
     pub outlier_detection: Option<OutlierDetectionSpec>,
     /// Limit on concurrent retries relative to active requests. Default: none.
     pub retry_budget: Option<RetryBudgetSpec>,
+    /// TLS towards the host's endpoints. Default: none (plaintext).
+    pub tls: Option<ClientTls>,
+}
+
+/// `trafficPolicy.tls`: `ISTIO_MUTUAL` (mTLS with the workload's mesh identity) or `DISABLE`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ClientTls {
+    /// `ISTIO_MUTUAL` or `DISABLE`; `SIMPLE` and `MUTUAL` (certificates from files) are refused.
+    /// Required.
+    pub mode: Option<String>,
+    /// SPIFFE IDs the server may present (exact). Default: the identities of the host's
+    /// endpoints (their `serviceAccount`s), else any identity of the trust domain.
+    pub subject_alt_names: Vec<String>,
+    /// SNI sent. Default: none.
+    pub sni: Option<String>,
+    /// Refused when true: the server's certificate is always verified.
+    pub insecure_skip_verify: Option<bool>,
+    /// Ignored with `ISTIO_MUTUAL` (as in Istio): the mesh identity is used.
+    pub client_certificate: Option<String>,
+    /// Ignored with `ISTIO_MUTUAL`.
+    pub private_key: Option<String>,
+    /// Ignored with `ISTIO_MUTUAL`.
+    pub ca_certificates: Option<String>,
+    /// Ignored with `ISTIO_MUTUAL`.
+    pub credential_name: Option<String>,
+}
+
+impl ClientTls {
+    /// True for `ISTIO_MUTUAL`.
+    pub fn is_mutual(&self) -> bool {
+        self.mode.as_deref() == Some("ISTIO_MUTUAL")
+    }
+
+    fn check(&self, at: &str, f: &mut Findings) {
+        match self.mode.as_deref() {
+            Some("ISTIO_MUTUAL" | "DISABLE") => {}
+            Some(m @ ("SIMPLE" | "MUTUAL")) => f.error(
+                format!("{at}.mode"),
+                format!("{m} (certificates from files) is not supported; use ISTIO_MUTUAL for the mesh identity, or DISABLE"),
+            ),
+            Some(other) => f.error(
+                format!("{at}.mode"),
+                format!("{other:?} is not ISTIO_MUTUAL or DISABLE"),
+            ),
+            None => f.error(format!("{at}.mode"), "required (ISTIO_MUTUAL or DISABLE)"),
+        }
+        if self.insecure_skip_verify == Some(true) {
+            f.error(
+                format!("{at}.insecureSkipVerify"),
+                "refused: the server's identity is always verified",
+            );
+        }
+        for (i, san) in self.subject_alt_names.iter().enumerate() {
+            if let Err(e) = san.parse::<mesh_core::identity::SpiffeId>() {
+                f.error(format!("{at}.subjectAltNames[{i}]"), e.to_string());
+            }
+        }
+        if self.is_mutual() {
+            for (field, set) in [
+                ("clientCertificate", self.client_certificate.is_some()),
+                ("privateKey", self.private_key.is_some()),
+                ("caCertificates", self.ca_certificates.is_some()),
+                ("credentialName", self.credential_name.is_some()),
+            ] {
+                if set {
+                    f.warn(
+                        format!("{at}.{field}"),
+                        "ignored with ISTIO_MUTUAL: the workload's mesh identity is used",
+                    );
+                }
+            }
+        }
+    }
 }
 
 impl TrafficPolicy {
@@ -70,6 +144,7 @@ impl TrafficPolicy {
                 .retry_budget
                 .clone()
                 .or_else(|| self.retry_budget.clone()),
+            tls: subset.tls.clone().or_else(|| self.tls.clone()),
         }
     }
 }
@@ -259,6 +334,9 @@ impl TrafficPolicy {
         }
         if let Some(p) = self.retry_budget.as_ref().and_then(|b| b.percent) {
             check_percent(p, &format!("{at}.retryBudget.percent"), f);
+        }
+        if let Some(tls) = &self.tls {
+            tls.check(&format!("{at}.tls"), f);
         }
     }
 }

@@ -257,7 +257,7 @@ spec:
   host: reviews
   trafficPolicy:
     loadBalancer: {simple: PASSTHROUGH}
-    tls: {mode: ISTIO_MUTUAL}
+    tls: {mode: SIMPLE}
     outlierDetection: {minHealthPercent: 50}
 ";
     let (docs, diags) = parse(dr);
@@ -269,12 +269,12 @@ spec:
     assert_eq!(
         got,
         [
-            (Severity::Warning, "spec.trafficPolicy.tls"),
             (
                 Severity::Warning,
                 "spec.trafficPolicy.outlierDetection.minHealthPercent"
             ),
             (Severity::Error, "spec.trafficPolicy.loadBalancer.simple"),
+            (Severity::Error, "spec.trafficPolicy.tls.mode"),
         ]
     );
 

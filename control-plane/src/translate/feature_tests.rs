@@ -184,3 +184,87 @@ spec:
     assert_eq!(f.mirrors[0].percent.per_million(), 333_333);
     assert_eq!(f.host_rewrite.as_deref(), Some("internal"));
 }
+
+#[test]
+fn istio_mutual_expects_the_endpoints_service_accounts() {
+    let text = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: shop}
+spec:
+  hosts: [reviews.shop.svc.cluster.local]
+  ports: [{number: 9080, name: http}]
+  resolution: STATIC
+  endpoints:
+  - {address: 10.0.0.1, labels: {version: v1}, serviceAccount: reviews-v1}
+  - {address: 10.0.0.2, labels: {version: v2}, serviceAccount: reviews-v2}
+  - {address: 10.0.0.3, labels: {version: v2}, serviceAccount: reviews-v2}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: shop}
+spec:
+  host: reviews
+  trafficPolicy:
+    tls: {mode: ISTIO_MUTUAL}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - name: v2
+    labels: {version: v2}
+    trafficPolicy:
+      tls: {mode: ISTIO_MUTUAL, sni: reviews, subjectAltNames: ["spiffe://cluster.local/ns/shop/sa/pinned"]}
+  - name: plain
+    labels: {version: v1}
+    trafficPolicy: {tls: {mode: DISABLE}}
+"#;
+    let (res, diags) = build_text(text);
+    assert!(diags.is_empty(), "{diags:?}");
+    let host = "reviews.shop.svc.cluster.local";
+    let sans = |subset: &str| {
+        let c = &res.clusters[&format!("outbound|9080|{subset}|{host}")];
+        c.tls
+            .as_ref()
+            .map(|t| (t.sni.clone(), t.san_matchers.clone()))
+    };
+    let exact = |ids: &[&str]| {
+        ids.iter()
+            .map(|s| StringMatch::Exact(s.to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        sans(""),
+        Some((
+            None,
+            exact(&[
+                "spiffe://cluster.local/ns/shop/sa/reviews-v1",
+                "spiffe://cluster.local/ns/shop/sa/reviews-v2"
+            ])
+        ))
+    );
+    assert_eq!(
+        sans("v1"),
+        Some((
+            None,
+            exact(&["spiffe://cluster.local/ns/shop/sa/reviews-v1"])
+        ))
+    );
+    assert_eq!(
+        sans("v2"),
+        Some((
+            Some("reviews".into()),
+            exact(&["spiffe://cluster.local/ns/shop/sa/pinned"])
+        ))
+    );
+    assert_eq!(sans("plain"), None, "DISABLE is plaintext");
+
+    let (_, diags) = build_text(&text.replace("ISTIO_MUTUAL}", "MUTUAL}").replace(
+        "\"spiffe://cluster.local/ns/shop/sa/pinned\"",
+        "\"reviews.example\"",
+    ));
+    let fields: Vec<&str> = diags.iter().map(|d| d.field.as_str()).collect();
+    assert!(fields.contains(&"spec.trafficPolicy.tls.mode"), "{diags:?}");
+    assert!(
+        fields.contains(&"spec.subsets[1].trafficPolicy.tls.subjectAltNames[0]"),
+        "{diags:?}"
+    );
+}

@@ -41,6 +41,14 @@ pub use target::{
 /// documents claiming the same host, and anything mesh-core's validation refuses. Each error
 /// rejects only its own document.
 pub fn build(docs: &[Document]) -> (MeshResources, Vec<Diagnostic>) {
+    build_in(docs, DEFAULT_TRUST_DOMAIN)
+}
+
+/// Istio's default trust domain.
+pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
+
+/// As [`build`], with the identities of `ISTIO_MUTUAL` clusters in `trust_domain`.
+pub fn build_in(docs: &[Document], trust_domain: &str) -> (MeshResources, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let reg = Registry::build(docs, &mut diags);
     let policies = Policies::build(docs, &reg, &mut diags);
@@ -73,14 +81,26 @@ pub fn build(docs: &[Document]) -> (MeshResources, Vec<Diagnostic>) {
                 out.listeners.insert(target.clone(), listener.into());
             }
 
-            out.clusters
-                .insert(default.clone(), base.cluster(&default).into());
-            let la = reg.assignment(*sp, &default, &BTreeMap::new());
-            out.assignments.insert(default, la.into());
-            for (subset, labels, p) in policy.map(|p| p.subsets.as_slice()).unwrap_or(&[]) {
-                let name = cluster_name(host, port, Some(subset));
+            let no_labels = BTreeMap::new();
+            let subsets = policy.map(|p| p.subsets.as_slice()).unwrap_or(&[]);
+            let all = std::iter::once((None, &no_labels, &base));
+            let each = subsets.iter().map(|(n, l, p)| (Some(*n), *l, p));
+            for (subset, labels, p) in all.chain(each) {
+                let name = cluster_name(host, port, subset);
+                let mut cluster = p.cluster(&name);
+                // ISTIO_MUTUAL without subjectAltNames: the server must be one of the workloads
+                // behind the cluster, as Istio derives it from their service accounts.
+                if let Some(tls) = &mut cluster.tls
+                    && tls.san_matchers.is_empty()
+                {
+                    tls.san_matchers = reg
+                        .identities(*sp, labels, trust_domain)
+                        .into_iter()
+                        .map(mesh_core::StringMatch::Exact)
+                        .collect();
+                }
+                out.clusters.insert(name.clone(), cluster.into());
                 let la = reg.assignment(*sp, &name, labels);
-                out.clusters.insert(name.clone(), p.cluster(&name).into());
                 out.assignments.insert(name, la.into());
             }
         }

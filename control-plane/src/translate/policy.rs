@@ -4,8 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use mesh_core::StringMatch;
 use mesh_core::Validate;
-use mesh_core::cluster::{CircuitBreakers, Cluster, LbPolicy, OutlierDetection, RetryBudget};
+use mesh_core::cluster::{
+    CircuitBreakers, Cluster, LbPolicy, OutlierDetection, RetryBudget, UpstreamTls,
+};
 use mesh_core::route::HashPolicy;
 
 use super::registry::Registry;
@@ -37,6 +40,8 @@ pub(crate) struct ClusterPolicy {
     outlier: Option<OutlierDetection>,
     connect_timeout: Option<Duration>,
     pub(crate) hash: Vec<HashPolicy>,
+    /// `ISTIO_MUTUAL`: mTLS with these SNI and server identities (empty: the endpoints' own).
+    pub(crate) tls: Option<UpstreamTls>,
 }
 
 impl Default for ClusterPolicy {
@@ -103,12 +108,25 @@ impl ClusterPolicy {
                 ..d
             }
         });
+        let tls = tp
+            .tls
+            .as_ref()
+            .filter(|t| t.is_mutual())
+            .map(|t| UpstreamTls {
+                sni: t.sni.clone(),
+                san_matchers: t
+                    .subject_alt_names
+                    .iter()
+                    .map(|s| StringMatch::Exact(s.clone()))
+                    .collect(),
+            });
         ClusterPolicy {
             lb,
             circuit_breakers: cb,
             outlier,
             connect_timeout,
             hash,
+            tls,
         }
     }
 
@@ -121,6 +139,7 @@ impl ClusterPolicy {
         if let Some(t) = self.connect_timeout {
             c.connect_timeout = t;
         }
+        c.tls = self.tls.clone();
         c
     }
 }

@@ -188,14 +188,13 @@ impl<'a> Registry<'a> {
     }
 
     /// The endpoints of `sp` carrying all of `labels`, as a load assignment named `name`.
-    pub(crate) fn assignment(
+    /// The workloads behind a service port that carry `labels` (a subset's, or none).
+    fn selected(
         &self,
         sp: ServicePortRef<'a>,
-        name: &str,
         labels: &BTreeMap<String, String>,
-    ) -> ClusterLoadAssignment {
-        let mut by_locality: BTreeMap<Locality, Vec<Endpoint>> = BTreeMap::new();
-        let selected: Vec<&WorkloadEntry> = match &sp.entry.workload_selector {
+    ) -> Vec<&'a WorkloadEntry> {
+        let all: Vec<&'a WorkloadEntry> = match &sp.entry.workload_selector {
             Some(sel) => self
                 .workloads
                 .iter()
@@ -204,7 +203,38 @@ impl<'a> Registry<'a> {
                 .collect(),
             None => sp.entry.endpoints.iter().collect(),
         };
-        for w in selected.into_iter().filter(|w| w.has_labels(labels)) {
+        all.into_iter().filter(|w| w.has_labels(labels)).collect()
+    }
+
+    /// The SPIFFE IDs of the workloads behind a service port carrying `labels`: each one's
+    /// `serviceAccount` in the service's namespace (sorted, deduplicated; workloads without a
+    /// service account add nothing).
+    pub(crate) fn identities(
+        &self,
+        sp: ServicePortRef<'a>,
+        labels: &BTreeMap<String, String>,
+        trust_domain: &str,
+    ) -> Vec<String> {
+        let ids: std::collections::BTreeSet<String> = self
+            .selected(sp, labels)
+            .into_iter()
+            .filter_map(|w| w.service_account.as_deref())
+            .filter_map(|sa| {
+                mesh_core::identity::SpiffeId::new(trust_domain, &sp.doc.namespace, sa).ok()
+            })
+            .map(|id| id.to_string())
+            .collect();
+        ids.into_iter().collect()
+    }
+
+    pub(crate) fn assignment(
+        &self,
+        sp: ServicePortRef<'a>,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> ClusterLoadAssignment {
+        let mut by_locality: BTreeMap<Locality, Vec<Endpoint>> = BTreeMap::new();
+        for w in self.selected(sp, labels) {
             let Some(ip) = w.ip() else { continue };
             let port = w
                 .ports
