@@ -49,7 +49,7 @@ pub struct TrafficPolicy {
     /// Limit on concurrent retries relative to active requests. Default: none.
     pub retry_budget: Option<RetryBudgetSpec>,
     /// TLS towards the host's endpoints. Default: none (plaintext).
-    pub tls: Option<ClientTls>,
+    pub tls: Option<Box<ClientTls>>,
 }
 
 /// `trafficPolicy.tls`: `ISTIO_MUTUAL` (mTLS with the workload's mesh identity) or `DISABLE`.
