@@ -11,6 +11,7 @@
 //! | [`endpoint`] | `ClusterLoadAssignment` |
 //! | [`listener`] | API `Listener` with an RDS-fed HTTP connection manager |
 //! | [`identity`] | the SPIFFE ID in an SVID's URI SAN |
+//! | [`inbound`] | a server's `Listener` (gRFC A36): filter chains, downstream TLS, HTTP filters |
 //!
 //! This crate does no I/O and knows nothing of protobuf or of YAML.
 //!
@@ -43,6 +44,7 @@
 pub mod cluster;
 pub mod endpoint;
 pub mod identity;
+pub mod inbound;
 pub mod listener;
 pub mod matcher;
 mod resources;

@@ -18,6 +18,8 @@ use crate::route::RouteTable;
 pub struct MeshResources {
     /// Listeners by name (`<host>:<port>`).
     pub listeners: BTreeMap<String, Arc<Listener>>,
+    /// Inbound (server) listeners by name (see [`crate::inbound::inbound_name`]).
+    pub inbound: BTreeMap<String, Arc<crate::inbound::InboundListener>>,
     /// Route tables by name.
     pub route_tables: BTreeMap<String, Arc<RouteTable>>,
     /// Clusters by name (`outbound|<port>|<subset>|<host>`).

@@ -31,6 +31,7 @@ pub enum ResourceStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value {
     Listener(Arc<mesh_core::listener::Listener>),
+    Inbound(Arc<mesh_core::inbound::InboundListener>),
     Route(Arc<mesh_core::route::RouteTable>),
     Cluster(Arc<mesh_core::cluster::Cluster>),
     Endpoint(Arc<mesh_core::endpoint::ClusterLoadAssignment>),
@@ -289,6 +290,9 @@ impl Cache {
                 Some(Value::Listener(v)) => {
                     r.listeners.insert(v.name.clone(), v.clone());
                 }
+                Some(Value::Inbound(v)) => {
+                    r.inbound.insert(v.name.clone(), v.clone());
+                }
                 Some(Value::Route(v)) => {
                     r.route_tables.insert(v.name.clone(), v.clone());
                 }
@@ -310,7 +314,10 @@ fn decode(kind: Kind, any: &Any) -> Result<(Value, Vec<codec::Warning>), DecodeE
         (f(Arc::new(d.value)), d.warnings)
     }
     Ok(match kind {
-        Kind::Listener => w(codec::decode_listener(any)?, Value::Listener),
+        Kind::Listener if codec::is_api_listener(any) => {
+            w(codec::decode_listener(any)?, Value::Listener)
+        }
+        Kind::Listener => w(codec::decode_inbound_listener(any)?, Value::Inbound),
         Kind::Route => w(codec::decode_route_table(any)?, Value::Route),
         Kind::Cluster => w(codec::decode_cluster(any)?, Value::Cluster),
         Kind::Endpoint => w(codec::decode_assignment(any)?, Value::Endpoint),
@@ -320,6 +327,7 @@ fn decode(kind: Kind, any: &Any) -> Result<(Value, Vec<codec::Warning>), DecodeE
 fn value_name(v: &Value) -> &str {
     match v {
         Value::Listener(l) => &l.name,
+        Value::Inbound(l) => &l.name,
         Value::Route(r) => &r.name,
         Value::Cluster(c) => &c.name,
         Value::Endpoint(e) => &e.cluster_name,

@@ -123,8 +123,11 @@ fn target_state(cache: &Cache, target: &str) -> TargetState {
         }
     };
     let inner = || -> Result<(), TargetState> {
-        let Some(Value::Listener(l)) = check(Kind::Listener, target)? else {
-            return Err(TargetState::Resolving);
+        let l = match check(Kind::Listener, target)? {
+            Some(Value::Listener(l)) => l,
+            // A server's inbound listener carries everything inline.
+            Some(Value::Inbound(_)) => return Ok(()),
+            _ => return Err(TargetState::Resolving),
         };
         let Some(Value::Route(t)) = check(Kind::Route, &l.route_config_name)? else {
             return Err(TargetState::Resolving);

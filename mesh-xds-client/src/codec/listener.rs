@@ -14,7 +14,7 @@ use super::{ads_config_source, to_any};
 /// Filter name of the fault filter; also the key of its per-route config.
 pub(super) const FAULT_FILTER: &str = "envoy.filters.http.fault";
 /// Filter name of the router.
-const ROUTER_FILTER: &str = "envoy.filters.http.router";
+pub(super) const ROUTER_FILTER: &str = "envoy.filters.http.router";
 
 /// Encodes an API listener: an `HttpConnectionManager` (in `api_listener`) whose routes come from
 /// RDS over ADS.

@@ -34,16 +34,18 @@ use mesh_core::{MeshResources, Percent};
 mod cluster;
 mod decode;
 mod endpoint;
+mod inbound;
 mod listener;
 mod route;
 
 pub use cluster::encode_cluster;
 pub use cluster::tls::{IDENTITY_CERT, IDENTITY_PROVIDER, ROOT_CERT, TLS_TRANSPORT_SOCKET};
 pub use decode::{
-    DecodeError, Decoded, Warning, decode_assignment, decode_cluster, decode_listener,
-    decode_route_table,
+    DecodeError, Decoded, Warning, decode_assignment, decode_cluster, decode_inbound_listener,
+    decode_listener, decode_route_table, is_api_listener,
 };
 pub use endpoint::encode_assignment;
+pub use inbound::encode_inbound;
 pub use listener::encode_listener;
 pub use route::encode_route_table;
 
@@ -141,7 +143,11 @@ pub fn to_any<M: prost::Name>(m: &M) -> Any {
 /// encoded, so one bad resource never breaks the configuration of anything else.
 pub fn encode_all(r: &MeshResources) -> (Vec<EncodedResource>, Vec<EncodeError>) {
     let mut out = Vec::with_capacity(
-        r.listeners.len() + r.route_tables.len() + r.clusters.len() + r.assignments.len(),
+        r.listeners.len()
+            + r.inbound.len()
+            + r.route_tables.len()
+            + r.clusters.len()
+            + r.assignments.len(),
     );
     let mut errs = Vec::new();
     let mut push = |kind, type_url, key: &str, name: &str, res: Result<Any, EncodeError>| {
@@ -164,6 +170,10 @@ pub fn encode_all(r: &MeshResources) -> (Vec<EncodedResource>, Vec<EncodeError>)
     };
     for (k, l) in &r.listeners {
         let any = Ok(to_any(&encode_listener(l)));
+        push("Listener", LISTENER_TYPE, k, &l.name, any);
+    }
+    for (k, l) in &r.inbound {
+        let any = Ok(to_any(&encode_inbound(l)));
         push("Listener", LISTENER_TYPE, k, &l.name, any);
     }
     for (k, t) in &r.route_tables {

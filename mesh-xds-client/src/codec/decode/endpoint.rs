@@ -211,7 +211,12 @@ fn socket_address(ctx: &mut Ctx, at: &str, e: PbEndpoint) -> Option<SocketAddr> 
         additional_addresses,
         observability_name
     );
-    let at = join(at, "address");
+    address_of(ctx, &join(at, "address"), address)
+}
+
+/// A TCP socket address with a literal IP (`at` is the path of the `Address`).
+pub(super) fn address_of(ctx: &mut Ctx, at: &str, address: Option<Address>) -> Option<SocketAddr> {
+    let at = at.to_string();
     let sa = match address {
         Some(Address {
             address: Some(address::Address::SocketAddress(sa)),

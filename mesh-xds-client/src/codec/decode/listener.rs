@@ -15,6 +15,25 @@ use super::filters::{FilterKind, skip_or_reject};
 use super::{Ctx, DecodeError, Decoded, expect_ads, is_set, type_name, unpack, unpack_nested};
 use crate::codec::LISTENER_TYPE;
 
+/// The one field of a `Listener` that tells an API listener (a client's) from an inbound one.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ListenerKind {
+    #[prost(message, optional, tag = "19")]
+    api_listener: Option<ApiListener>,
+    #[prost(message, repeated, tag = "3")]
+    filter_chains: Vec<envoy_types::pb::envoy::config::listener::v3::FilterChain>,
+}
+
+/// True unless `any` is a `Listener` with filter chains and no `api_listener` (an inbound
+/// listener, for [`super::decode_inbound_listener`]); anything unreadable counts as an API
+/// listener, so [`decode_listener`] reports it.
+pub fn is_api_listener(any: &Any) -> bool {
+    match <ListenerKind as prost::Message>::decode(any.value.as_slice()) {
+        Ok(k) => k.api_listener.is_some() || k.filter_chains.is_empty(),
+        Err(_) => true,
+    }
+}
+
 /// Decodes and validates a `Listener`.
 ///
 /// Only API listeners are supported (the form proxyless gRPC resolves for `xds:///<target>`):
@@ -129,20 +148,52 @@ pub fn decode_listener(any: &Any) -> Result<Decoded<ModelListener>, DecodeError>
 }
 
 fn http_connection_manager(ctx: &mut Ctx, any: &Any, model: &mut ModelListener) {
-    const AT: &str = "api_listener";
+    let Some((http_filters, route_specifier)) = hcm(ctx, "api_listener", any) else {
+        return;
+    };
+    match route_specifier {
+        Some(RouteSpecifier::Rds(Rds {
+            config_source,
+            route_config_name,
+        })) => {
+            expect_ads(
+                ctx,
+                "api_listener.rds.config_source",
+                config_source.as_ref(),
+            );
+            model.route_config_name = route_config_name;
+        }
+        Some(RouteSpecifier::RouteConfig(_)) => ctx.error(
+            "api_listener.route_config",
+            "inline route_config is not supported; use RDS",
+        ),
+        Some(RouteSpecifier::ScopedRoutes(_)) => ctx.error(
+            "api_listener.scoped_routes",
+            "scoped routes are not supported; use RDS",
+        ),
+        None => ctx.error("api_listener.rds", "required: routes must come from RDS"),
+    }
+    model.http_filters = filters(ctx, "api_listener", http_filters);
+}
+
+/// An `HttpConnectionManager` at `at`: its HTTP filters and route specifier; every other field
+/// set is a warning.
+pub(super) fn hcm(
+    ctx: &mut Ctx,
+    at: &str,
+    any: &Any,
+) -> Option<(Vec<HttpFilter>, Option<RouteSpecifier>)> {
     if type_name(&any.type_url) != HttpConnectionManager::full_name() {
         ctx.error(
-            AT,
+            at,
             format!(
-                "an API listener must hold an HttpConnectionManager, not {}",
+                "must hold an HttpConnectionManager, not {}",
                 type_name(&any.type_url)
             ),
         );
-        return;
+        return None;
     }
-    let Some(hcm) = unpack_nested::<HttpConnectionManager>(ctx, AT, any) else {
-        return;
-    };
+    let hcm = unpack_nested::<HttpConnectionManager>(ctx, at, any)?;
     let HttpConnectionManager {
         stat_prefix: _,
         http_filters,
@@ -205,7 +256,7 @@ fn http_connection_manager(ctx: &mut Ctx, any: &Any, model: &mut ModelListener) 
     } = hcm;
     ignore_set!(
         ctx,
-        AT,
+        at,
         codec_type,
         add_user_agent,
         tracing,
@@ -263,35 +314,13 @@ fn http_connection_manager(ctx: &mut Ctx, any: &Any, model: &mut ModelListener) 
         strip_port_mode,
     );
 
-    match route_specifier {
-        Some(RouteSpecifier::Rds(Rds {
-            config_source,
-            route_config_name,
-        })) => {
-            expect_ads(
-                ctx,
-                "api_listener.rds.config_source",
-                config_source.as_ref(),
-            );
-            model.route_config_name = route_config_name;
-        }
-        Some(RouteSpecifier::RouteConfig(_)) => ctx.error(
-            "api_listener.route_config",
-            "inline route_config is not supported; use RDS",
-        ),
-        Some(RouteSpecifier::ScopedRoutes(_)) => ctx.error(
-            "api_listener.scoped_routes",
-            "scoped routes are not supported; use RDS",
-        ),
-        None => ctx.error("api_listener.rds", "required: routes must come from RDS"),
-    }
-    model.http_filters = filters(ctx, http_filters);
+    Some((http_filters, route_specifier))
 }
 
-fn filters(ctx: &mut Ctx, filters: Vec<HttpFilter>) -> Vec<ModelFilter> {
+fn filters(ctx: &mut Ctx, at: &str, filters: Vec<HttpFilter>) -> Vec<ModelFilter> {
     let mut out = Vec::with_capacity(filters.len());
     for (i, f) in filters.into_iter().enumerate() {
-        let at = format!("api_listener.http_filters[{i}]");
+        let at = format!("{at}.http_filters[{i}]");
         let HttpFilter {
             name,
             is_optional,

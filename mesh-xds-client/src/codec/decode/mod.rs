@@ -49,12 +49,14 @@ macro_rules! reject_set {
 mod cluster;
 mod endpoint;
 mod filters;
+mod inbound;
 mod listener;
 mod route;
 
 pub use cluster::decode_cluster;
 pub use endpoint::decode_assignment;
-pub use listener::decode_listener;
+pub use inbound::decode_inbound_listener;
+pub use listener::{decode_listener, is_api_listener};
 pub use route::decode_route_table;
 
 /// A decoded, validated resource and what in it was not honoured.

@@ -14,6 +14,7 @@ use crate::codec::{
 
 mod cluster;
 mod endpoint;
+mod inbound;
 mod listener;
 mod route;
 
@@ -89,6 +90,10 @@ fn every_decoder_checks_the_type_url() {
         (LISTENER_TYPE, decode_listener(&cluster).unwrap_err()),
         (ROUTE_TYPE, decode_route_table(&cluster).unwrap_err()),
         (ENDPOINT_TYPE, decode_assignment(&cluster).unwrap_err()),
+        (
+            LISTENER_TYPE,
+            decode_inbound_listener(&cluster).unwrap_err(),
+        ),
     ] {
         assert!(
             matches!(err, DecodeError::WrongType { expected: e, .. } if e == expected),

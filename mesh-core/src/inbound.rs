@@ -1,0 +1,200 @@
+//! Inbound listeners: how a meshed server accepts connections (gRFC A36, as proxyless gRPC
+//! servers read them).
+//!
+//! The control plane sends one [`InboundListener`] per workload address, named with the
+//! bootstrap's `server_listener_resource_name_template` (Istio's
+//! `xds.istio.io/grpc/lds/inbound/%s`, `%s` = `ip:port`). Its filter chains say, per destination
+//! port, whether the connection must be mutual TLS (PeerAuthentication `STRICT`), may be either
+//! (`PERMISSIVE`: one chain for TLS, one for plaintext) or is plaintext (`DISABLE`), and which
+//! HTTP filters (authorization) run before the application.
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use crate::validate::{FieldErrors, Validate};
+
+/// Istio's template for the names of inbound listeners of proxyless servers.
+pub const INBOUND_TEMPLATE: &str = "xds.istio.io/grpc/lds/inbound/%s";
+
+/// The inbound listener name for a server listening on `addr`, from a name template (`%s` is
+/// replaced by `ip:port`, IPv6 in brackets).
+///
+/// ```
+/// use mesh_core::inbound::{INBOUND_TEMPLATE, inbound_name};
+/// assert_eq!(inbound_name(INBOUND_TEMPLATE, "10.0.0.7:9080".parse().unwrap()),
+///            "xds.istio.io/grpc/lds/inbound/10.0.0.7:9080");
+/// ```
+pub fn inbound_name(template: &str, addr: SocketAddr) -> String {
+    template.replace("%s", &addr.to_string())
+}
+
+/// A server-side listener.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InboundListener {
+    /// Resource name (see [`inbound_name`]).
+    pub name: String,
+    /// The address the server listens on.
+    pub address: SocketAddr,
+    /// Chains in order; a connection uses the first whose match fits.
+    pub filter_chains: Vec<FilterChain>,
+}
+
+/// What a connection must look like to use a chain (Envoy's `FilterChainMatch`, the part A36
+/// reads plus `transport_protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// Any connection.
+    Any,
+    /// Connections that open with a TLS ClientHello (`transport_protocol: tls`).
+    Tls,
+    /// Connections that do not (`transport_protocol: raw_buffer`).
+    Plaintext,
+}
+
+/// One filter chain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FilterChain {
+    /// Name, for logs and debug views.
+    pub name: String,
+    /// Matches only connections to this port. Default: any port.
+    pub destination_port: Option<u16>,
+    /// Matches only this transport. Default: any.
+    pub transport: Transport,
+    /// TLS the server terminates: its certificate and trust bundle are the workload's identity
+    /// (certificate-provider instances, gRFC A29). `None`: plaintext.
+    pub tls: Option<DownstreamTls>,
+    /// HTTP filters before the application, in order; the router is last.
+    pub http_filters: Vec<InboundFilter>,
+}
+
+/// TLS on an inbound chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DownstreamTls {
+    /// Clients must present a certificate the trust bundle vouches for (mutual TLS).
+    pub require_client_certificate: bool,
+}
+
+/// HTTP filters of an inbound chain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum InboundFilter {
+    /// `envoy.filters.http.router` with a catch-all `non_forwarding_action` route: hand the
+    /// request to the application.
+    Router,
+}
+
+impl FilterChain {
+    /// The chain a PeerAuthentication mode implies for `port`: `STRICT` → mTLS required,
+    /// `PERMISSIVE` → two chains (TLS and plaintext), `DISABLE` → plaintext.
+    pub fn for_mode(
+        mode: MtlsMode,
+        port: u16,
+        http_filters: Vec<InboundFilter>,
+    ) -> Vec<FilterChain> {
+        let chain = |name: &str, transport, tls| FilterChain {
+            name: format!("inbound|{port}|{name}"),
+            destination_port: Some(port),
+            transport,
+            tls,
+            http_filters: http_filters.clone(),
+        };
+        let mtls = Some(DownstreamTls {
+            require_client_certificate: true,
+        });
+        match mode {
+            MtlsMode::Strict => vec![chain("mtls", Transport::Any, mtls)],
+            MtlsMode::Permissive => vec![
+                chain("mtls", Transport::Tls, mtls),
+                chain("plaintext", Transport::Plaintext, None),
+            ],
+            MtlsMode::Disable => vec![chain("plaintext", Transport::Any, None)],
+        }
+    }
+}
+
+/// PeerAuthentication's mutual-TLS modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MtlsMode {
+    /// Only mutual TLS. The mesh's default.
+    #[default]
+    Strict,
+    /// Mutual TLS or plaintext on the same port (migration).
+    Permissive,
+    /// Plaintext only.
+    Disable,
+}
+
+impl InboundListener {
+    /// The chain a connection to `port` that does (`tls`) or does not start with a TLS
+    /// ClientHello uses, if any.
+    pub fn chain_for(&self, port: u16, tls: bool) -> Option<&FilterChain> {
+        self.filter_chains.iter().find(|c| {
+            c.destination_port.is_none_or(|p| p == port)
+                && match c.transport {
+                    Transport::Any => true,
+                    Transport::Tls => tls,
+                    Transport::Plaintext => !tls,
+                }
+        })
+    }
+}
+
+impl Validate for InboundListener {
+    fn validate(&self) -> Result<(), FieldErrors> {
+        let mut errs = FieldErrors::default();
+        if self.name.is_empty() {
+            errs.push("name", "must not be empty");
+        }
+        if self.filter_chains.is_empty() {
+            errs.push("filter_chains", "must not be empty");
+        }
+        for (i, c) in self.filter_chains.iter().enumerate() {
+            if c.http_filters.last() != Some(&InboundFilter::Router) {
+                errs.push(
+                    format!("filter_chains[{i}].http_filters"),
+                    "the router must be the last filter",
+                );
+            }
+            if c.transport == Transport::Tls && c.tls.is_none() {
+                errs.push(
+                    format!("filter_chains[{i}].tls"),
+                    "a chain matching TLS connections must terminate TLS",
+                );
+            }
+        }
+        errs.into_result()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_pick_the_chain_a_connection_uses() {
+        let l = |mode| InboundListener {
+            name: "l".into(),
+            address: "127.0.0.1:9080".parse().unwrap(),
+            filter_chains: FilterChain::for_mode(mode, 9080, vec![InboundFilter::Router]),
+        };
+        let strict = l(MtlsMode::Strict);
+        assert!(strict.validate().is_ok());
+        assert!(
+            strict.chain_for(9080, false).unwrap().tls.is_some(),
+            "plaintext meets a TLS chain, and fails its handshake"
+        );
+        assert!(strict.chain_for(9081, true).is_none());
+        let permissive = l(MtlsMode::Permissive);
+        assert!(permissive.chain_for(9080, true).unwrap().tls.is_some());
+        assert!(permissive.chain_for(9080, false).unwrap().tls.is_none());
+        assert!(
+            l(MtlsMode::Disable)
+                .chain_for(9080, true)
+                .unwrap()
+                .tls
+                .is_none()
+        );
+    }
+}
