@@ -73,7 +73,9 @@ pub fn encode(generation: u64, resources: &MeshResources) -> (XdsSnapshot, Vec<S
         .into_iter()
         .map(|e| {
             let model = model_json(resources, e.type_url, &e.name);
-            (e.type_url, XdsResource::new(e.name, e.resource, model))
+            let inbound = resources.inbound.contains_key(&e.name);
+            let r = XdsResource::new(e.name, e.resource, model);
+            (e.type_url, if inbound { r.named_only() } else { r })
         })
         .collect();
     (
@@ -84,7 +86,10 @@ pub fn encode(generation: u64, resources: &MeshResources) -> (XdsSnapshot, Vec<S
 
 fn model_json(r: &MeshResources, type_url: &str, name: &str) -> serde_json::Value {
     let v = match type_url {
-        codec::LISTENER_TYPE => r.listeners.get(name).map(serde_json::to_value),
+        codec::LISTENER_TYPE => match r.listeners.get(name) {
+            Some(l) => Some(serde_json::to_value(l)),
+            None => r.inbound.get(name).map(serde_json::to_value),
+        },
         codec::ROUTE_TYPE => r.route_tables.get(name).map(serde_json::to_value),
         codec::CLUSTER_TYPE => r.clusters.get(name).map(serde_json::to_value),
         codec::ENDPOINT_TYPE => r.assignments.get(name).map(serde_json::to_value),

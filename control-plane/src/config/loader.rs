@@ -19,7 +19,9 @@ const GATEWAY_VERSIONS: [&str; 2] = [
     "gateway.networking.k8s.io/v1",
     "gateway.networking.k8s.io/v1beta1",
 ];
-const KINDS: &str = "ServiceEntry, WorkloadEntry, VirtualService, DestinationRule, HTTPRoute";
+const SECURITY_VERSIONS: [&str; 2] = ["security.istio.io/v1", "security.istio.io/v1beta1"];
+const KINDS: &str =
+    "ServiceEntry, WorkloadEntry, VirtualService, DestinationRule, HTTPRoute, PeerAuthentication";
 
 /// Reads every `*.yaml` / `*.yml` file directly in `dir` (not recursively), in path order.
 pub fn load_dir(dir: &Path) -> LoadedConfig {
@@ -152,6 +154,7 @@ fn parse_document(chunk: &Chunk<'_>, ctx: &mut Ctx<'_>) -> Parsed {
         "WorkloadEntry" => decode(chunk, ctx, &mut findings).map(Kind::WorkloadEntry),
         "VirtualService" => decode(chunk, ctx, &mut findings).map(Kind::VirtualService),
         "DestinationRule" => decode(chunk, ctx, &mut findings).map(Kind::DestinationRule),
+        "PeerAuthentication" => decode(chunk, ctx, &mut findings).map(Kind::PeerAuthentication),
         _ => decode(chunk, ctx, &mut findings).map(Kind::HttpRoute),
     };
     if let Some(kind) = &kind {
@@ -161,6 +164,7 @@ fn parse_document(chunk: &Chunk<'_>, ctx: &mut Ctx<'_>) -> Parsed {
             Kind::VirtualService(v) => v.check(&mut findings),
             Kind::DestinationRule(d) => d.check(&mut findings),
             Kind::HttpRoute(h) => h.check(&mut findings),
+            Kind::PeerAuthentication(p) => p.check(&mut findings),
         }
     }
     let rejected = kind.is_none() || findings.has_errors();
@@ -212,6 +216,7 @@ fn read_header(value: &serde_yaml_ng::Value, ctx: &mut Ctx<'_>) -> Option<Header
     let versions: &[&str] = match kind.as_str() {
         "ServiceEntry" | "WorkloadEntry" | "VirtualService" | "DestinationRule" => &ISTIO_VERSIONS,
         "HTTPRoute" => &GATEWAY_VERSIONS,
+        "PeerAuthentication" => &SECURITY_VERSIONS,
         other => {
             ctx.push(
                 Severity::Error,

@@ -26,6 +26,7 @@ mod duration;
 pub mod http_route;
 mod http_route_check;
 mod loader;
+pub mod peer_authentication;
 pub mod service_entry;
 mod split;
 pub mod virtual_service;
@@ -44,6 +45,7 @@ pub(crate) use virtual_service_check::parse_retry_on;
 
 pub use destination_rule::DestinationRule;
 pub use http_route::HttpRoute;
+pub use peer_authentication::PeerAuthentication;
 pub use service_entry::{ServiceEntry, WorkloadEntry};
 pub use virtual_service::VirtualService;
 
@@ -115,6 +117,8 @@ pub enum Kind {
     DestinationRule(DestinationRule),
     /// `gateway.networking.k8s.io` `HTTPRoute`.
     HttpRoute(HttpRoute),
+    /// `security.istio.io` `PeerAuthentication`.
+    PeerAuthentication(PeerAuthentication),
 }
 
 impl Kind {
@@ -126,6 +130,7 @@ impl Kind {
             Kind::VirtualService(_) => "VirtualService",
             Kind::DestinationRule(_) => "DestinationRule",
             Kind::HttpRoute(_) => "HTTPRoute",
+            Kind::PeerAuthentication(_) => "PeerAuthentication",
         }
     }
 }

@@ -102,7 +102,8 @@ spec: {host: a}
     assert_eq!(
         diags[0].to_string(),
         "config/test.yaml: document 0 (ConfigMap default/x), field kind: unknown kind \"ConfigMap\" \
-         (supported: ServiceEntry, WorkloadEntry, VirtualService, DestinationRule, HTTPRoute)"
+         (supported: ServiceEntry, WorkloadEntry, VirtualService, DestinationRule, HTTPRoute, \
+         PeerAuthentication)"
     );
 }
 

@@ -268,3 +268,97 @@ spec:
         "{diags:?}"
     );
 }
+
+#[test]
+fn peer_authentication_sets_each_workloads_inbound_chains() {
+    use mesh_core::inbound::{MtlsMode, Transport};
+    let text = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: shop, namespace: shop}
+spec:
+  hosts: [cart.shop.svc.cluster.local]
+  ports: [{number: 80, name: http, targetPort: 8080}, {number: 9090, name: metrics}]
+  resolution: STATIC
+  endpoints:
+  - {address: 127.0.0.11, labels: {app: cart}}
+  - {address: 127.0.0.12, labels: {app: legacy}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: other, namespace: other}
+spec:
+  hosts: [other.other.svc.cluster.local]
+  ports: [{number: 80, name: http}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.21}]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: mesh, namespace: istio-system}
+spec: {mtls: {mode: PERMISSIVE}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: shop, namespace: shop}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: legacy, namespace: shop}
+spec:
+  selector: {matchLabels: {app: legacy}}
+  mtls: {mode: UNSET}
+  portLevelMtls: {9090: {mode: DISABLE}}
+"#;
+    let (res, diags) = build_text(text);
+    assert!(diags.is_empty(), "{diags:?}");
+    let mode = |addr: &str| {
+        let l = &res.inbound[&format!("xds.istio.io/grpc/lds/inbound/{addr}")];
+        assert_eq!(l.address.to_string(), addr);
+        match l.filter_chains.as_slice() {
+            [c] if c.tls.is_some() => MtlsMode::Strict,
+            [c] if c.tls.is_none() => MtlsMode::Disable,
+            [t, p] if t.transport == Transport::Tls && p.transport == Transport::Plaintext => {
+                MtlsMode::Permissive
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        mode("127.0.0.11:8080"),
+        MtlsMode::Strict,
+        "namespace policy"
+    );
+    assert_eq!(mode("127.0.0.11:9090"), MtlsMode::Strict);
+    assert_eq!(
+        mode("127.0.0.12:8080"),
+        MtlsMode::Strict,
+        "UNSET inherits the namespace's"
+    );
+    assert_eq!(mode("127.0.0.12:9090"), MtlsMode::Disable, "port level");
+    assert_eq!(
+        mode("127.0.0.21:80"),
+        MtlsMode::Permissive,
+        "mesh-wide in the root namespace"
+    );
+    assert_eq!(res.inbound.len(), 5);
+
+    let (res, _) = build_text(&text[..text.find("---\napiVersion: security").unwrap()]);
+    assert!(
+        res.inbound.values().all(|l| l.filter_chains.len() == 1
+            && l.filter_chains[0]
+                .tls
+                .is_some_and(|t| t.require_client_certificate)),
+        "STRICT by default"
+    );
+
+    let bad = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: x}\nspec:\n  mtls: {mode: OPTIONAL}\n  portLevelMtls: {80: {mode: DISABLE}}\n";
+    let (_, diags) = build_text(bad);
+    let fields: Vec<&str> = diags.iter().map(|d| d.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["spec.mtls.mode", "spec.portLevelMtls"],
+        "{diags:?}"
+    );
+}

@@ -13,6 +13,7 @@
 //! documents come in file then document order, and the first wins.
 
 mod http_route;
+mod inbound;
 mod policy;
 mod registry;
 mod target;
@@ -46,6 +47,8 @@ pub fn build(docs: &[Document]) -> (MeshResources, Vec<Diagnostic>) {
 
 /// Istio's default trust domain.
 pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
+
+pub use inbound::ROOT_NAMESPACE;
 
 /// As [`build`], with the identities of `ISTIO_MUTUAL` clusters in `trust_domain`.
 pub fn build_in(docs: &[Document], trust_domain: &str) -> (MeshResources, Vec<Diagnostic>) {
@@ -105,6 +108,7 @@ pub fn build_in(docs: &[Document], trust_domain: &str) -> (MeshResources, Vec<Di
             }
         }
     }
+    out.inbound = inbound::listeners(docs, &reg);
     (out, diags)
 }
 

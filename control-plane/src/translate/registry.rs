@@ -188,6 +188,24 @@ impl<'a> Registry<'a> {
     }
 
     /// The endpoints of `sp` carrying all of `labels`, as a load assignment named `name`.
+    /// Every workload address that serves some service port, with the workload's namespace and
+    /// labels (the first service naming an address wins).
+    pub(crate) fn workloads_by_address(
+        &self,
+    ) -> BTreeMap<SocketAddr, (&'a str, &'a BTreeMap<String, String>)> {
+        let mut out = BTreeMap::new();
+        let none = BTreeMap::new();
+        for sp in self.services.values().flat_map(|ports| ports.values()) {
+            for w in self.selected(*sp, &none) {
+                if let Some(ip) = w.ip() {
+                    out.entry(SocketAddr::new(ip, workload_port(*sp, w)))
+                        .or_insert((sp.doc.namespace.as_str(), &w.labels));
+                }
+            }
+        }
+        out
+    }
+
     /// The workloads behind a service port that carry `labels` (a subset's, or none).
     fn selected(
         &self,
@@ -236,12 +254,7 @@ impl<'a> Registry<'a> {
         let mut by_locality: BTreeMap<Locality, Vec<Endpoint>> = BTreeMap::new();
         for w in self.selected(sp, labels) {
             let Some(ip) = w.ip() else { continue };
-            let port = w
-                .ports
-                .get(&sp.port.name)
-                .or(sp.port.target_port.as_ref())
-                .unwrap_or(&sp.port.number)
-                .get();
+            let port = workload_port(sp, w);
             let endpoint = Endpoint {
                 address: SocketAddr::new(ip, port),
                 weight: w.effective_weight(),
@@ -266,4 +279,14 @@ impl<'a> Registry<'a> {
         assignment.share_labels();
         assignment
     }
+}
+
+/// The port a workload serves a service port on: its own mapping for the port's name, else the
+/// service's `targetPort`, else the port number.
+fn workload_port(sp: ServicePortRef<'_>, w: &WorkloadEntry) -> u16 {
+    w.ports
+        .get(&sp.port.name)
+        .or(sp.port.target_port.as_ref())
+        .unwrap_or(&sp.port.number)
+        .get()
 }

@@ -44,6 +44,10 @@ pub struct XdsResource {
     pub any: Any,
     /// The mesh-core model it was encoded from, for `/debug/config_dump`.
     pub model: serde_json::Value,
+    /// Sent only to clients that ask for it by name, never to wildcard subscriptions: inbound
+    /// listeners, which a server requests by name (gRFC A36) and an Envoy subscribing to every
+    /// listener must not try to bind.
+    pub named_only: bool,
 }
 
 impl XdsResource {
@@ -55,7 +59,14 @@ impl XdsResource {
             version,
             any,
             model,
+            named_only: false,
         }
+    }
+
+    /// Marks the resource [`XdsResource::named_only`].
+    pub fn named_only(mut self) -> Self {
+        self.named_only = true;
+        self
     }
 }
 
@@ -113,7 +124,7 @@ impl XdsSnapshot {
         let wildcard = sub.wildcard;
         all.into_iter().flat_map(move |m| {
             m.values()
-                .filter(move |r| wildcard || sub.names.contains(&r.name))
+                .filter(move |r| (wildcard && !r.named_only) || sub.names.contains(&r.name))
         })
     }
 
@@ -143,4 +154,41 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesh_xds_client::codec::LISTENER_TYPE;
+
+    #[test]
+    fn named_only_resources_skip_wildcard_subscriptions() {
+        let api = XdsResource::new(
+            "reviews:9080".into(),
+            Any::default(),
+            serde_json::Value::Null,
+        );
+        let inbound = XdsResource::new(
+            "xds.istio.io/grpc/lds/inbound/127.0.0.1:9080".into(),
+            Any::default(),
+            serde_json::Value::Null,
+        )
+        .named_only();
+        let snap = XdsSnapshot::new(1, vec![(LISTENER_TYPE, api), (LISTENER_TYPE, inbound)]);
+        let names = |sub: &Subscription| -> Vec<String> {
+            snap.select(LISTENER_TYPE, sub)
+                .map(|r| r.name.clone())
+                .collect()
+        };
+        let wildcard = Subscription {
+            wildcard: true,
+            names: BTreeSet::new(),
+        };
+        assert_eq!(names(&wildcard), ["reviews:9080"]);
+        let server = Subscription {
+            wildcard: true,
+            names: ["xds.istio.io/grpc/lds/inbound/127.0.0.1:9080".to_string()].into(),
+        };
+        assert_eq!(names(&server).len(), 2);
+    }
 }

@@ -1,0 +1,76 @@
+//! Workloads → inbound listeners (gRFC A36): one per workload address, its chains following the
+//! `PeerAuthentication` that applies (workload, then namespace, then mesh-wide in the root
+//! namespace; `UNSET` inherits; the mesh default is `STRICT`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use mesh_core::inbound::{
+    FilterChain, INBOUND_TEMPLATE, InboundFilter, InboundListener, MtlsMode, inbound_name,
+};
+
+use super::registry::Registry;
+use crate::config::{Document, Kind, PeerAuthentication};
+
+/// Istio's root namespace: policies there apply to the whole mesh.
+pub const ROOT_NAMESPACE: &str = "istio-system";
+
+/// An inbound listener for every workload address the registry knows.
+pub(crate) fn listeners(
+    docs: &[Document],
+    reg: &Registry<'_>,
+) -> BTreeMap<String, Arc<InboundListener>> {
+    let policies: Vec<(&Document, &PeerAuthentication)> = docs
+        .iter()
+        .filter_map(|d| match &d.kind {
+            Kind::PeerAuthentication(p) => Some((d, p)),
+            _ => None,
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    for (addr, (ns, labels)) in reg.workloads_by_address() {
+        let mode = mode_for(&policies, ns, labels, addr.port());
+        let name = inbound_name(INBOUND_TEMPLATE, addr);
+        let listener = InboundListener {
+            name: name.clone(),
+            address: addr,
+            filter_chains: FilterChain::for_mode(mode, addr.port(), vec![InboundFilter::Router]),
+        };
+        out.insert(name, Arc::new(listener));
+    }
+    out
+}
+
+/// The mode for a workload's port: the most specific policy that sets one wins (document order
+/// among equals).
+pub(crate) fn mode_for(
+    policies: &[(&Document, &PeerAuthentication)],
+    ns: &str,
+    labels: &BTreeMap<String, String>,
+    port: u16,
+) -> MtlsMode {
+    let selects = |p: &PeerAuthentication| {
+        p.selector
+            .as_ref()
+            .is_some_and(|s| s.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
+    };
+    let workload = policies
+        .iter()
+        .filter(|(d, p)| d.namespace == ns && selects(p))
+        .find_map(|(_, p)| {
+            p.port_level_mtls
+                .get(&port)
+                .and_then(|m| m.mode())
+                .or_else(|| p.mtls.as_ref().and_then(|m| m.mode()))
+        });
+    let wide = |namespace: &str| {
+        policies
+            .iter()
+            .filter(|(d, p)| d.namespace == namespace && p.selector.is_none())
+            .find_map(|(_, p)| p.mtls.as_ref().and_then(|m| m.mode()))
+    };
+    workload
+        .or_else(|| wide(ns))
+        .or_else(|| wide(ROOT_NAMESPACE))
+        .unwrap_or_default()
+}
