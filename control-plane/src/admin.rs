@@ -8,9 +8,10 @@
 //! | `/debug/syncz` | every connected client: node, stream type, each resource's version and ACK/NACK state |
 //! | `/debug/config_dump?node=ID` | what the clients with that node id were sent, as JSON |
 //! | `/debug/config_status` | the latest load: accepted documents, errors and warnings |
+//! | `/ca/root-cert.pem` | the CA's trust anchors (PEM); 404 when the control plane runs no CA |
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -22,6 +23,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::ca::Ca;
 use crate::publish::ConfigStatus;
 use crate::xds::{ClientRegistry, XdsSnapshot, short_type};
 
@@ -34,6 +36,8 @@ pub struct AdminState {
     pub registry: ClientRegistry,
     /// The latest load.
     pub config: Snapshot<ConfigStatus>,
+    /// The certificate authority, if the control plane runs one.
+    pub ca: Option<Arc<Ca>>,
 }
 
 /// The process-wide Prometheus recorder, installed on first use.
@@ -66,6 +70,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/debug/syncz", get(syncz))
         .route("/debug/config_dump", get(config_dump))
         .route("/debug/config_status", get(config_status))
+        .route("/ca/root-cert.pem", get(root_cert))
         .with_state(state)
 }
 
@@ -165,4 +170,22 @@ async fn config_dump(State(s): State<AdminState>, Query(q): Query<NodeQuery>) ->
 
 async fn config_status(State(s): State<AdminState>) -> impl IntoResponse {
     Json(serde_json::to_value(&*s.config.load_full()).unwrap_or_default())
+}
+
+async fn root_cert(State(s): State<AdminState>) -> impl IntoResponse {
+    match &s.ca {
+        Some(ca) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/x-pem-file")],
+            ca.root_pem().to_string(),
+        ),
+        None => (
+            StatusCode::NOT_FOUND,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            "this control plane runs no certificate authority\n".to_string(),
+        ),
+    }
 }

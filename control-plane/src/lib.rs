@@ -17,10 +17,17 @@
 //! # Ok(()) }
 //! ```
 //!
-//! What it does not do yet: Kubernetes sources, the certificate authority, and inbound (server-side)
-//! listeners; see the README's feature table.
+//! With [`Options::ca`](server::Options::ca) set it also runs the certificate authority
+//! ([`ca`]): Istio's `IstioCertificateService.CreateCertificate` on the xDS port issues SPIFFE
+//! X.509 SVIDs to workloads authenticated by a bootstrap token or by their current certificate,
+//! and the admin API serves the trust bundle at `/ca/root-cert.pem`.
+//!
+//! What it does not do yet: Kubernetes sources, TLS on the xDS port (the CA already reads the
+//! peer identity an mTLS acceptor will provide), and inbound (server-side) listeners; see the
+//! README's feature table.
 
 pub mod admin;
+pub mod ca;
 pub mod config;
 pub mod publish;
 pub mod server;

@@ -3,9 +3,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use control_plane::config::Severity;
+use control_plane::ca::{CaOptions, CaSource};
+use control_plane::config::{Severity, parse_duration};
 use control_plane::publish;
 use control_plane::server::{ControlPlane, Options};
 
@@ -36,15 +38,64 @@ enum Command {
         /// ADS gRPC address.
         #[arg(long, default_value = "127.0.0.1:15010")]
         xds_addr: SocketAddr,
-        /// Admin HTTP address (/healthz, /readyz, /metrics, /debug/*).
+        /// Admin HTTP address (/healthz, /readyz, /metrics, /debug/*, /ca/root-cert.pem).
         #[arg(long, default_value = "127.0.0.1:15014")]
         admin_addr: SocketAddr,
+        #[command(flatten)]
+        ca: CaArgs,
     },
     /// Check a directory: print every problem (file, document, field, reason); exit 1 on errors.
     Validate {
         /// Directory to check.
         dir: PathBuf,
     },
+}
+
+/// The certificate authority, served on the xDS port (Istio's IstioCertificateService).
+#[derive(Debug, clap::Args)]
+struct CaArgs {
+    /// State directory: the CA's root is generated on first start and kept in STATE_DIR/ca/.
+    /// Without it (and without --ca-dir) the root lives in memory and changes on every restart.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// An operator's CA in Istio's plugged-in layout (ca-cert.pem, ca-key.pem, cert-chain.pem,
+    /// root-cert.pem); takes precedence over --state-dir for the CA.
+    #[arg(long)]
+    ca_dir: Option<PathBuf>,
+    /// Trust domain of issued SPIFFE IDs (spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT).
+    #[arg(long, default_value = "cluster.local")]
+    trust_domain: String,
+    /// Lifetime of a workload certificate whose request asks for none (e.g. 24h, 90m).
+    #[arg(long, default_value = "24h", value_parser = ttl)]
+    cert_ttl: Duration,
+    /// Longest lifetime a request may ask for; longer requests get this.
+    #[arg(long, default_value = "24h", value_parser = ttl)]
+    max_cert_ttl: Duration,
+    /// Bootstrap token file (YAML: tokens: [{token, namespace, serviceAccount}]), re-read when
+    /// it changes. Without it, only renewals over mTLS are accepted.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+}
+
+impl CaArgs {
+    fn options(self) -> CaOptions {
+        let source = match (self.ca_dir, self.state_dir) {
+            (Some(dir), _) => CaSource::Plugged(dir),
+            (None, Some(dir)) => CaSource::StateDir(dir),
+            (None, None) => CaSource::InMemory,
+        };
+        CaOptions {
+            source,
+            trust_domain: self.trust_domain,
+            cert_ttl: self.cert_ttl,
+            max_cert_ttl: self.max_cert_ttl,
+            token_file: self.token_file,
+        }
+    }
+}
+
+fn ttl(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
 }
 
 #[tokio::main]
@@ -65,6 +116,7 @@ async fn main() -> ExitCode {
             config_dir,
             xds_addr,
             admin_addr,
+            ca,
         } => {
             if !config_dir.is_dir() {
                 eprintln!(
@@ -77,6 +129,7 @@ async fn main() -> ExitCode {
                 config_dir: Some(config_dir),
                 xds_addr,
                 admin_addr,
+                ca: Some(ca.options()),
                 ..Options::default()
             };
             let cp = match ControlPlane::start(opts).await {

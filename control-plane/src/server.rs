@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::admin::{self, AdminState};
+use crate::ca::tokens::{TokenFile, TokenFileError};
+use crate::ca::{Ca, CaError, CaOptions, CaService};
 use crate::publish::{self, ConfigStatus};
 use crate::watch;
 use crate::xds::{AdsServer, ClientRegistry, XdsSnapshot};
@@ -30,6 +32,9 @@ pub struct Options {
     pub poll_interval: Duration,
     /// Quiet time after a change before the directory is read. Default: 100 ms.
     pub debounce: Duration,
+    /// The certificate authority, served on the xDS port as Istio's `IstioCertificateService`
+    /// (and its trust bundle at the admin API's `/ca/root-cert.pem`). Default: none (no CA).
+    pub ca: Option<CaOptions>,
 }
 
 impl Default for Options {
@@ -40,6 +45,7 @@ impl Default for Options {
             admin_addr: SocketAddr::from(([127, 0, 0, 1], 15014)),
             poll_interval: Duration::from_millis(50),
             debounce: Duration::from_millis(100),
+            ca: None,
         }
     }
 }
@@ -58,6 +64,12 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The CA could not be set up (its files, its options).
+    #[error("certificate authority: {0}")]
+    Ca(#[from] CaError),
+    /// The bootstrap token file could not be read at start.
+    #[error("certificate authority: {0}")]
+    TokenFile(#[from] TokenFileError),
 }
 
 /// A running control plane; dropping it stops every task.
@@ -68,6 +80,7 @@ pub struct ControlPlane {
     snapshot: Snapshot<XdsSnapshot>,
     config: Snapshot<ConfigStatus>,
     registry: ClientRegistry,
+    ca: Option<Arc<Ca>>,
     tasks: Vec<JoinHandle<()>>,
     /// Turns true to end every ADS stream and stop the xDS server.
     stop: tokio::sync::watch::Sender<bool>,
@@ -79,6 +92,19 @@ impl ControlPlane {
     pub async fn start(opts: Options) -> Result<Self, StartError> {
         // Install the metrics recorder before the first load records anything.
         admin::prometheus();
+        // The CA first: a bad CA directory or token file fails the start before any port opens.
+        let (ca, ca_service) = match &opts.ca {
+            Some(ca_opts) => {
+                let ca = Arc::new(Ca::new(ca_opts)?);
+                let tokens = match &ca_opts.token_file {
+                    Some(path) => Some(Arc::new(TokenFile::open(path, &ca_opts.trust_domain)?)),
+                    None => None,
+                };
+                let service = CaService::new(ca.clone(), tokens).into_service();
+                (Some(ca), Some(service))
+            }
+            None => (None, None),
+        };
         let xds = TcpListener::bind(opts.xds_addr)
             .await
             .map_err(|source| StartError::Bind {
@@ -106,6 +132,7 @@ impl ControlPlane {
             snapshot: snapshot.clone(),
             config: config.clone(),
             registry: registry.clone(),
+            ca: ca.clone(),
             tasks: Vec::new(),
             stop: tokio::sync::watch::channel(false).0,
             xds_task: None,
@@ -131,6 +158,7 @@ impl ControlPlane {
             let result = tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(Duration::from_secs(30)))
                 .add_service(ads)
+                .add_optional_service(ca_service)
                 .serve_with_incoming_shutdown(TcpListenerStream::new(xds), async move {
                     let _ = stopped.wait_for(|stop| *stop).await;
                 })
@@ -143,6 +171,7 @@ impl ControlPlane {
             snapshot,
             registry,
             config,
+            ca,
         });
         cp.tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(admin, router).await {
@@ -185,6 +214,11 @@ impl ControlPlane {
     /// Connected clients.
     pub fn registry(&self) -> &ClientRegistry {
         &self.registry
+    }
+
+    /// The certificate authority, when [`Options::ca`] was set.
+    pub fn ca(&self) -> Option<&Arc<Ca>> {
+        self.ca.as_ref()
     }
 }
 

@@ -87,3 +87,64 @@ fn the_example_mesh_in_the_readme_is_valid() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("0 error(s), 0 warning(s)"), "{out}");
 }
+
+/// `serve` with the given extra arguments on ephemeral ports; returns the child.
+fn serve(config_dir: &std::path::Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_mesh-control-plane"))
+        .arg("serve")
+        .arg("--config-dir")
+        .arg(config_dir)
+        .args(["--xds-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run mesh-control-plane serve")
+}
+
+fn exit_and_stderr(child: std::process::Child) -> (i32, String) {
+    let out = child.wait_with_output().expect("wait for serve");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn serve_refuses_ca_flags_that_contradict_or_do_not_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = exit_and_stderr(serve(dir.path(), &["--cert-ttl", "48h"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("exceeds the maximum"), "{err}");
+
+    let (code, err) = exit_and_stderr(serve(dir.path(), &["--cert-ttl", "3d"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown unit \"d\""), "{err}");
+
+    let missing = dir.path().join("tokens.yaml");
+    let (code, err) = exit_and_stderr(serve(
+        dir.path(),
+        &["--token-file", missing.to_str().unwrap()],
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("tokens.yaml: cannot read"), "{err}");
+}
+
+#[test]
+fn serve_with_a_state_dir_generates_and_keeps_the_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut child = serve(dir.path(), &["--state-dir", state.to_str().unwrap()]);
+    let root = state.join("ca/root-cert.pem");
+    // Up to 20 s for the process to start.
+    for _ in 0..400 {
+        if root.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let pem = std::fs::read_to_string(&root).expect("root-cert.pem written");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+}
