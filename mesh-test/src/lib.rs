@@ -3,6 +3,7 @@
 //! What it gives a test:
 //! - [`backend`]: real HTTP (HTTP/1.1 + h2c) and gRPC echo servers on `127.0.0.1:0` that say which
 //!   backend answered and count their hits.
+//! - [`ca`]: a throwaway CA ([`ca::TestCa`]) issuing SVIDs for mTLS tests, good and bad.
 //! - [`envoy`]: a stock Envoy child process fed by an xDS server (or a static-only variant), with
 //!   helpers to send requests through it and read its admin API.
 //! - [`grpcio`]: the stock Python gRPC client (`grpcio`) as a child process, pointed at an
@@ -28,6 +29,7 @@
 
 pub mod ads;
 pub mod backend;
+pub mod ca;
 pub mod echo;
 pub mod envoy;
 pub mod grpcio;

@@ -11,8 +11,13 @@
 //! [`breaker::BreakerLayer`], [`outlier::OutlierLayer`], [`fault::FaultLayer`],
 //! [`ratelimit::RateLimitLayer`].
 //!
-//! Not yet: the server stack (mTLS, authorization), metrics and tracing; see the README's feature
-//! table.
+//! Clusters whose `Cluster.tls` is set are reached over SPIFFE mutual TLS ([`tls`]) when the
+//! client is given the workload's identity ([`Client::builder`]). The server side ([`server`])
+//! accepts mutual TLS (STRICT) or mutual TLS and plaintext on one port (PERMISSIVE) and hands
+//! each request its peer's verified identity.
+//!
+//! Not yet: authorization policies, the inbound layers driven by xDS, metrics and tracing; see
+//! the README's feature table.
 //!
 //! # Example
 //! ```no_run
@@ -39,5 +44,7 @@ pub mod outlier;
 pub mod ratelimit;
 pub mod retry;
 pub mod route;
+pub mod server;
+pub mod tls;
 
-pub use client::{Client, Error};
+pub use client::{Client, ClientBuilder, Error};

@@ -13,7 +13,9 @@
 //!   every resource into mesh-core, NACKs precisely (naming the resource and field) while applying
 //!   the good resources of the same response, ACKs only after publishing, reconnects with backoff
 //!   while serving the last good state, and exposes it all as a [`MeshState`].
-//!
+//! - [`tls`]: SPIFFE mutual TLS on rustls (ring): client and server configs that present the
+//!   workload's live SVID and verify peers against its live trust bundle, [`tls::peer_identity`]
+//!   and [`tls::check_san`].
 //! - [`identity`]: the workload's SVID from the control plane's CA, in-process, rotated at half
 //!   its lifetime. Upstream mTLS travels in clusters as gRFC A29 describes (a TLS
 //!   `transport_socket` naming certificate-provider instances and `match_subject_alt_names`).
@@ -52,6 +54,7 @@ pub mod ca_proto {
 pub mod client;
 pub mod codec;
 pub mod identity;
+pub mod tls;
 
 pub use bootstrap::Bootstrap;
 pub use client::{MeshState, Options, Protocol, Target, TargetError, XdsClient};

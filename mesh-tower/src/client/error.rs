@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use mesh_xds_client::tls::TlsError;
+
 /// Why a request through [`super::Client`] failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -63,6 +65,30 @@ pub enum Error {
         /// What failed.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The cluster requires mutual TLS and the workload has no certificate: the client was
+    /// built without an identity, or the identity snapshot holds none yet. Nothing is sent, not
+    /// even in plaintext.
+    #[error(
+        "cluster {cluster} requires mTLS and the workload has no certificate yet (no identity): nothing sent"
+    )]
+    NoIdentity {
+        /// The cluster.
+        cluster: String,
+    },
+    /// The mutual-TLS handshake with an endpoint failed, the server's identity is not one the
+    /// cluster allows, or the server refused this workload's certificate. The server's app never
+    /// saw the request: the connection is closed before a request is written, except when the
+    /// server refuses our certificate under TLS 1.3, which the client learns only after writing
+    /// (and the server discards unread).
+    #[error("mTLS with {endpoint} of cluster {cluster} refused: {source}")]
+    Tls {
+        /// The cluster.
+        cluster: String,
+        /// The endpoint.
+        endpoint: SocketAddr,
+        /// What was refused and why.
+        source: Box<TlsError>,
+    },
     /// The request is not a valid absolute-form request.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -73,6 +99,7 @@ impl Error {
     pub fn never_sent(&self) -> bool {
         match self {
             Error::Upstream { connect, .. } => *connect,
+            Error::NoIdentity { .. } | Error::Tls { .. } => true,
             Error::Timeout { .. } => false,
             _ => true,
         }

@@ -7,6 +7,7 @@ use http::header::{HOST, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, Uri};
 use mesh_core::route::{ForwardAction, PathMatch, Route};
+use mesh_xds_client::tls::TlsError;
 use tokio::time::Instant;
 
 use super::body::{self, Body, BoxError};
@@ -70,6 +71,14 @@ where
         }
     }
     drop(runtimes);
+    // A TLS cluster is never sent plaintext: without a certificate, fail here.
+    if rt.cluster.tls.is_some()
+        && (rt.tls.is_none() || inner.identity.as_ref().is_none_or(|id| id.load().is_none()))
+    {
+        return Err(Error::NoIdentity {
+            cluster: rt.cluster.name.clone(),
+        });
+    }
 
     let _active = rt.budget.request();
     let _permit = match rt.breaker.try_request() {
@@ -108,12 +117,12 @@ where
 
         let started = Instant::now();
         let per_try = retry.and_then(|r| r.per_try_timeout);
-        let http = if parts.version == http::Version::HTTP_2 {
-            &inner.http2
-        } else {
-            &inner.http1
+        let sent = match (&rt.tls, parts.version == http::Version::HTTP_2) {
+            (Some(tls), true) => tls.http2.request(out),
+            (Some(tls), false) => tls.http1.request(out),
+            (None, true) => inner.http2.request(out),
+            (None, false) => inner.http1.request(out),
         };
-        let sent = http.request(out);
         // `None`: the per-try timeout expired.
         let result = match per_try {
             Some(t) => tokio::time::timeout(t, sent).await.ok(),
@@ -137,15 +146,26 @@ where
                 } else {
                     Outcome::Reset
                 };
-                (
-                    outcome,
-                    Err(Error::Upstream {
+                // On a TLS cluster, name what mTLS refused: the handshake (connect), or the
+                // server refusing our certificate, which TLS 1.3 reports at the first read.
+                let tls = match rt.tls {
+                    Some(_) => TlsError::find_in(&e).filter(|t| connect || t.is_refused_by_peer()),
+                    None => None,
+                };
+                let err = match tls {
+                    Some(source) => Error::Tls {
+                        cluster: rt.cluster.name.clone(),
+                        endpoint: addr,
+                        source: Box::new(source),
+                    },
+                    None => Error::Upstream {
                         cluster: rt.cluster.name.clone(),
                         endpoint: addr,
                         connect,
                         source: Box::new(e),
-                    }),
-                )
+                    },
+                };
+                (outcome, Err(err))
             }
             None => (
                 Outcome::Timeout,
@@ -271,10 +291,16 @@ fn mirror(
     if let Ok(h) = HeaderValue::try_from(shadow) {
         out.headers_mut().insert(HOST, h);
     }
-    let http = inner.http1.clone();
+    if rt.cluster.tls.is_some() && rt.tls.is_none() {
+        return;
+    }
+    let sent = match &rt.tls {
+        Some(tls) => tls.http1.request(out),
+        None => inner.http1.request(out),
+    };
     tokio::spawn(async move {
         let _pick = pick;
-        if let Ok(resp) = http.request(out).await {
+        if let Ok(resp) = sent.await {
             // Drain so the connection returns to the pool.
             let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
         }

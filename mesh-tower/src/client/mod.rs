@@ -14,6 +14,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Clusters whose `Cluster.tls` is set are reached over SPIFFE mutual TLS, each with its own
+//! connection pools, once the client has the workload's identity ([`Client::builder`] with
+//! [`ClientBuilder::identity`]); without one, requests to them fail with [`Error::NoIdentity`] and
+//! are never sent in plaintext.
+//!
 //! Per request the client reads the state once (an `Arc` clone), allocates the outgoing request,
 //! and touches only atomics: no lock, no stack rebuilt. A config change swaps the state between two
 //! requests; requests in flight finish with the state they started with.
@@ -33,13 +38,15 @@ use http::{Request, Response};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use mesh_core::identity::Svid;
 use mesh_core::route::RouteAction;
 use mesh_core::{MeshResources, Snapshot};
+use mesh_xds_client::tls::{ALPN_H2, ALPN_HTTP1, client_config};
 
 pub use body::{Body, BoxError};
 pub use error::Error;
 
-use runtime::Runtimes;
+use runtime::{ClientTls, Runtimes};
 
 /// Request bodies up to this size are buffered so they can be retried and mirrored.
 pub const DEFAULT_MAX_REPLAY_BYTES: usize = 64 * 1024;
@@ -53,6 +60,8 @@ pub struct Client {
 #[derive(Debug)]
 struct Inner {
     state: Snapshot<MeshResources>,
+    /// The workload's SVID for clusters with TLS; `None` when the client was built without one.
+    identity: Option<Snapshot<Option<Svid>>>,
     runtimes: Arc<Runtimes>,
     limits: Arc<runtime::Buckets>,
     http1: HyperClient<HttpConnector, Body>,
@@ -81,34 +90,23 @@ impl Client {
     /// As [`Client::from_snapshot`], buffering request bodies up to `max_replay` bytes for retries
     /// and mirrors (larger bodies stream through once, never retried or mirrored).
     pub fn with_options(state: Snapshot<MeshResources>, max_replay: usize) -> Client {
-        let runtimes: Arc<Runtimes> = Arc::new(arc_swap::ArcSwap::from_pointee(runtime::build(
-            &state.load(),
-            &HashMap::new(),
-        )));
-        let limits: Arc<runtime::Buckets> = Arc::new(arc_swap::ArcSwap::from_pointee(
-            runtime::buckets(&state.load(), &HashMap::new()),
-        ));
-        let task = tokio::spawn(runtime::maintain(
-            state.clone(),
-            Arc::downgrade(&runtimes),
-            Arc::downgrade(&limits),
-        ));
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let http1 = HyperClient::builder(TokioExecutor::new()).build(connector.clone());
-        let http2 = HyperClient::builder(TokioExecutor::new())
-            .http2_only(true)
-            .build(connector);
-        Client {
-            inner: Arc::new(Inner {
-                state,
-                runtimes,
-                limits,
-                http1,
-                http2,
-                max_replay,
-                task,
-            }),
+        Client::builder(state).max_replay(max_replay).build()
+    }
+
+    /// A builder for a client following `state`, for the options the other constructors do not
+    /// take, such as the workload's identity for mTLS:
+    ///
+    /// ```no_run
+    /// # fn demo(state: mesh_core::Snapshot<mesh_core::MeshResources>,
+    /// #         identity: mesh_core::Snapshot<Option<mesh_core::identity::Svid>>) {
+    /// let client = mesh_tower::Client::builder(state).identity(identity).build();
+    /// # }
+    /// ```
+    pub fn builder(state: Snapshot<MeshResources>) -> ClientBuilder {
+        ClientBuilder {
+            state,
+            max_replay: DEFAULT_MAX_REPLAY_BYTES,
+            identity: None,
         }
     }
 
@@ -192,6 +190,81 @@ impl Client {
                 headers::apply(&route.response_headers, resp.headers_mut());
                 Ok(resp)
             }
+        }
+    }
+}
+
+/// Builds a [`Client`] ([`Client::builder`]).
+#[derive(Debug)]
+#[must_use]
+pub struct ClientBuilder {
+    state: Snapshot<MeshResources>,
+    max_replay: usize,
+    identity: Option<Snapshot<Option<Svid>>>,
+}
+
+impl ClientBuilder {
+    /// Request bodies up to this many bytes are buffered so they can be retried and mirrored;
+    /// larger bodies stream through once, never retried or mirrored. Default:
+    /// [`DEFAULT_MAX_REPLAY_BYTES`].
+    pub fn max_replay(mut self, bytes: usize) -> Self {
+        self.max_replay = bytes;
+        self
+    }
+
+    /// The workload's identity, for clusters whose `Cluster.tls` is set: requests to them go
+    /// over mutual TLS presenting the snapshot's current SVID, verifying the server against its
+    /// current trust bundle and the cluster's SAN matchers. Storing a new `Svid` rotates the
+    /// certificate for new connections; established ones carry on. While the snapshot holds
+    /// `None`, requests to TLS clusters fail with [`Error::NoIdentity`]. Default: none (TLS
+    /// clusters fail with [`Error::NoIdentity`], never fall back to plaintext).
+    pub fn identity(mut self, identity: Snapshot<Option<Svid>>) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// The client. Must be called inside a tokio runtime.
+    pub fn build(self) -> Client {
+        let ClientBuilder {
+            state,
+            max_replay,
+            identity,
+        } = self;
+        let tls = identity.as_ref().map(|id| ClientTls {
+            http1: client_config(id.clone(), &[ALPN_HTTP1]),
+            http2: client_config(id.clone(), &[ALPN_H2]),
+        });
+        let runtimes: Arc<Runtimes> = Arc::new(arc_swap::ArcSwap::from_pointee(runtime::build(
+            &state.load(),
+            &HashMap::new(),
+            tls.as_ref(),
+        )));
+        let limits: Arc<runtime::Buckets> = Arc::new(arc_swap::ArcSwap::from_pointee(
+            runtime::buckets(&state.load(), &HashMap::new()),
+        ));
+        let task = tokio::spawn(runtime::maintain(
+            state.clone(),
+            Arc::downgrade(&runtimes),
+            Arc::downgrade(&limits),
+            tls,
+        ));
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let http1 = HyperClient::builder(TokioExecutor::new()).build(connector.clone());
+        let http2 = HyperClient::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build(connector);
+        Client {
+            inner: Arc::new(Inner {
+                state,
+                identity,
+                runtimes,
+                limits,
+                http1,
+                http2,
+                max_replay,
+                task,
+            }),
         }
     }
 }

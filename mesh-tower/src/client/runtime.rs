@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
 use mesh_core::cluster::Cluster;
 use mesh_core::endpoint::ClusterLoadAssignment;
 use mesh_core::{MeshResources, Snapshot};
@@ -18,6 +20,35 @@ use crate::breaker::CircuitBreaker;
 use crate::outlier::OutlierDetector;
 use crate::ratelimit::TokenBucket;
 use crate::retry::RetryBudget;
+use crate::tls::TlsConnector;
+
+use super::Body;
+
+/// The two client configs (HTTP/1.1 and HTTP/2 ALPN) of a client that has an identity.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientTls {
+    pub(crate) http1: Arc<rustls::ClientConfig>,
+    pub(crate) http2: Arc<rustls::ClientConfig>,
+}
+
+/// The pools of one TLS cluster: its own hyper clients over its own connector.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsClients {
+    pub(crate) http1: HyperClient<TlsConnector, Body>,
+    pub(crate) http2: HyperClient<TlsConnector, Body>,
+}
+
+impl TlsClients {
+    fn new(tls: &ClientTls, cluster: &Cluster) -> Self {
+        TlsClients {
+            http1: HyperClient::builder(TokioExecutor::new())
+                .build(TlsConnector::new(tls.http1.clone(), cluster)),
+            http2: HyperClient::builder(TokioExecutor::new())
+                .http2_only(true)
+                .build(TlsConnector::new(tls.http2.clone(), cluster)),
+        }
+    }
+}
 
 /// Everything the client needs to send to one cluster.
 #[derive(Debug)]
@@ -28,6 +59,9 @@ pub(crate) struct ClusterRuntime {
     pub(crate) breaker: CircuitBreaker,
     pub(crate) budget: RetryBudget,
     pub(crate) outlier: Option<Arc<OutlierDetector>>,
+    /// The cluster's own TLS pools when `cluster.tls` is set and the client has an identity;
+    /// `None` for plaintext clusters (they use the client's shared pools).
+    pub(crate) tls: Option<TlsClients>,
 }
 
 /// All cluster runtimes, swapped whole on every change.
@@ -76,6 +110,7 @@ pub(crate) fn buckets(
 pub(crate) fn build(
     resources: &MeshResources,
     previous: &HashMap<String, Arc<ClusterRuntime>>,
+    tls: Option<&ClientTls>,
 ) -> HashMap<String, Arc<ClusterRuntime>> {
     let mut out = HashMap::with_capacity(resources.clusters.len());
     for (name, cluster) in &resources.clusters {
@@ -121,6 +156,21 @@ pub(crate) fn build(
         if let Some(d) = &outlier {
             d.set_host_count(balancer.endpoints().len());
         }
+        // Pools carry over while the TLS settings (and the connect timeout the connector uses)
+        // stay the same; otherwise new connections must follow the new settings.
+        let tls_clients = match (&cluster.tls, tls) {
+            (Some(_), Some(tls)) => match prev {
+                Some(p)
+                    if p.tls.is_some()
+                        && p.cluster.tls == cluster.tls
+                        && p.cluster.connect_timeout == cluster.connect_timeout =>
+                {
+                    p.tls.clone()
+                }
+                _ => Some(TlsClients::new(tls, cluster)),
+            },
+            _ => None,
+        };
         out.insert(
             name.clone(),
             Arc::new(ClusterRuntime {
@@ -130,6 +180,7 @@ pub(crate) fn build(
                 breaker,
                 budget,
                 outlier,
+                tls: tls_clients,
             }),
         );
     }
@@ -150,6 +201,7 @@ pub(crate) async fn maintain(
     state: Snapshot<MeshResources>,
     runtimes: std::sync::Weak<Runtimes>,
     limits: std::sync::Weak<Buckets>,
+    tls: Option<ClientTls>,
 ) {
     let mut watcher = state.watch();
     let mut last_sweep: HashMap<String, Instant> = HashMap::new();
@@ -158,7 +210,7 @@ pub(crate) async fn maintain(
         tokio::select! {
             resources = watcher.changed() => {
                 let Some(r) = runtimes.upgrade() else { return };
-                let next = build(&resources, &r.load());
+                let next = build(&resources, &r.load(), tls.as_ref());
                 r.store(Arc::new(next));
                 if let Some(l) = limits.upgrade() {
                     let next = buckets(&resources, &l.load());
