@@ -34,3 +34,4 @@ pub mod server;
 pub mod translate;
 pub mod watch;
 pub mod xds;
+pub mod xds_port;

@@ -9,7 +9,6 @@ use mesh_core::{MeshResources, Snapshot};
 use tokio::net::TcpListener;
 
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::admin::{self, AdminState};
 use crate::ca::tokens::{TokenFile, TokenFileError};
@@ -153,13 +152,38 @@ impl ControlPlane {
 
         let ads =
             AdsServer::new(snapshot.clone(), registry.clone(), cp.stop.subscribe()).into_service();
+        // With a CA, the xDS port also speaks TLS with the control plane's own SVID, and knows
+        // a client that presents a certificate by its SPIFFE ID.
+        let tls = match &ca {
+            Some(ca) => {
+                let mut names = vec!["localhost".to_string()];
+                if !xds_addr.ip().is_unspecified() {
+                    names.push(xds_addr.ip().to_string());
+                }
+                let (identity, task) = crate::xds_port::serving_identity(ca.clone(), names)
+                    .map_err(|reason| StartError::Ca(CaError::Serving(reason)))?;
+                cp.tasks.push(task);
+                let config = mesh_xds_client::tls::server_config(
+                    identity,
+                    mesh_xds_client::tls::ClientAuth::Optional,
+                    &[mesh_xds_client::tls::ALPN_H2],
+                );
+                Some(tokio_rustls::TlsAcceptor::from(config))
+            }
+            None => None,
+        };
+        let (incoming, accept_task) = crate::xds_port::incoming(xds, tls);
+        cp.tasks.push(accept_task);
         let mut stopped = cp.stop.subscribe();
         cp.xds_task = Some(tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(Duration::from_secs(30)))
+                .layer(tower::util::MapRequestLayer::new(
+                    crate::xds_port::copy_peer::<tonic::body::Body>,
+                ))
                 .add_service(ads)
                 .add_optional_service(ca_service)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(xds), async move {
+                .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stopped.wait_for(|stop| *stop).await;
                 })
                 .await;

@@ -16,6 +16,11 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// The namespace of the control plane's own identity (Istio's root namespace).
+pub const CONTROL_PLANE_NAMESPACE: &str = "istio-system";
+/// The service account of the control plane's own identity.
+pub const CONTROL_PLANE_SERVICE_ACCOUNT: &str = "mesh-control-plane";
+
 /// A workload's identity, `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SpiffeId {
@@ -52,6 +57,16 @@ impl SpiffeId {
     /// The identity of service account `sa` in namespace `ns` of `trust_domain`.
     pub fn new(trust_domain: &str, ns: &str, sa: &str) -> Result<SpiffeId, SpiffeIdError> {
         format!("spiffe://{trust_domain}/ns/{ns}/sa/{sa}").parse()
+    }
+
+    /// The control plane's identity in `trust_domain`: what workloads expect the xDS port (and
+    /// its CA) to present.
+    pub fn control_plane(trust_domain: &str) -> Result<SpiffeId, SpiffeIdError> {
+        SpiffeId::new(
+            trust_domain,
+            CONTROL_PLANE_NAMESPACE,
+            CONTROL_PLANE_SERVICE_ACCOUNT,
+        )
     }
 
     /// The trust domain (`cluster.local`).

@@ -53,6 +53,9 @@ pub enum CaError {
     /// Generating a key or certificate failed.
     #[error("cannot generate the CA: {0}")]
     Generate(String),
+    /// The control plane's own serving certificate could not be issued.
+    #[error("cannot issue the xDS port's certificate: {0}")]
+    Serving(String),
 }
 
 impl CaError {
@@ -63,7 +66,7 @@ impl CaError {
             | CaError::Write { path, .. }
             | CaError::Invalid { path, .. } => Some(path),
             CaError::Incomplete { dir, .. } => Some(dir),
-            CaError::Options(_) | CaError::Generate(_) => None,
+            CaError::Options(_) | CaError::Generate(_) | CaError::Serving(_) => None,
         }
     }
 

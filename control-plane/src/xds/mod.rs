@@ -15,6 +15,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 use futures::Stream;
 use mesh_core::Snapshot;
+use mesh_core::identity::PeerIdentity;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -70,12 +71,17 @@ impl AggregatedDiscoveryService for AdsServer {
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let peer = request
+            .extensions()
+            .get::<PeerIdentity>()
+            .map(|p| p.0.to_string());
         tokio::spawn(sotw::run(
             request.into_inner(),
             tx,
             self.snapshot.clone(),
             self.registry.clone(),
             self.shutdown.clone(),
+            peer,
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -85,12 +91,17 @@ impl AggregatedDiscoveryService for AdsServer {
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let peer = request
+            .extensions()
+            .get::<PeerIdentity>()
+            .map(|p| p.0.to_string());
         tokio::spawn(delta::run(
             request.into_inner(),
             tx,
             self.snapshot.clone(),
             self.registry.clone(),
             self.shutdown.clone(),
+            peer,
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }

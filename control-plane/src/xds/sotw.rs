@@ -32,10 +32,11 @@ pub(crate) async fn run<S>(
     snapshot: Snapshot<XdsSnapshot>,
     registry: ClientRegistry,
     mut shutdown: watch::Receiver<bool>,
+    peer: Option<String>,
 ) where
     S: Stream<Item = Result<DiscoveryRequest, Status>> + Unpin,
 {
-    let client = registry.register(StreamKind::Sotw);
+    let client = registry.register(StreamKind::Sotw, peer);
     let mut watcher = snapshot.watch();
     let mut types: HashMap<String, TypeState> = HashMap::new();
     let mut nonce = 0u64;

@@ -46,6 +46,8 @@ pub struct ClientStatus {
     pub client_features: Vec<String>,
     /// Protocol variant.
     pub stream: StreamKind,
+    /// The SPIFFE ID the client proved over mutual TLS; `None` on a plaintext connection.
+    pub peer: Option<String>,
     /// Seconds since the Unix epoch when the stream opened.
     pub connected_at: u64,
     /// Per type (LDS, RDS, CDS, EDS).
@@ -86,7 +88,7 @@ pub struct ResourceStatus {
 
 impl ClientRegistry {
     /// Registers a new stream; the returned handle deregisters on drop.
-    pub fn register(&self, stream: StreamKind) -> ClientHandle {
+    pub fn register(&self, stream: StreamKind, peer: Option<String>) -> ClientHandle {
         let connection = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let connected_at = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -99,6 +101,7 @@ impl ClientRegistry {
             user_agent: String::new(),
             client_features: Vec::new(),
             stream,
+            peer,
             connected_at,
             types: BTreeMap::new(),
         }));

@@ -11,7 +11,7 @@ use http::Uri;
 use hyper_util::client::legacy::connect::HttpConnector;
 use mesh_core::StringMatch;
 use mesh_core::cluster::Cluster;
-use mesh_xds_client::tls::{TlsError, check_san, peer_identity};
+use mesh_xds_client::tls::handshake;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 
@@ -98,28 +98,14 @@ impl tower::Service<Uri> for TlsConnector {
         let policy = Arc::clone(&self.policy);
         Box::pin(async move {
             let tcp = connecting.await?.into_inner();
-            let handshake = tls.connect(policy.server_name.clone(), tcp);
-            let stream = match tokio::time::timeout(policy.handshake_timeout, handshake).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    return Err(match TlsError::find_in(&e) {
-                        Some(t) => Box::new(t) as BoxError,
-                        None => Box::new(e),
-                    });
-                }
-                Err(_) => {
-                    return Err(Box::new(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!(
-                            "TLS handshake not done after {:?}",
-                            policy.handshake_timeout
-                        ),
-                    )));
-                }
-            };
-            let certs = stream.get_ref().1.peer_certificates().unwrap_or_default();
-            let peer = peer_identity(certs)?;
-            check_san(&peer, &policy.san)?;
+            let (stream, peer) = handshake(
+                &tls,
+                policy.server_name.clone(),
+                tcp,
+                policy.handshake_timeout,
+                &policy.san,
+            )
+            .await?;
             Ok(TlsStream::new(stream, peer))
         })
     }

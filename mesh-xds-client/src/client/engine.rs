@@ -11,7 +11,8 @@ use std::time::Duration;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
-use mesh_core::{MeshResources, Snapshot};
+use mesh_core::identity::{SpiffeId, Svid};
+use mesh_core::{MeshResources, Snapshot, StringMatch, Watcher};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -53,6 +54,10 @@ pub(crate) struct Engine {
     pub(crate) opts: Options,
     pub(crate) commands: mpsc::UnboundedReceiver<Command>,
     pub(crate) closed: bool,
+    /// Follows the workload's certificate, to move a plaintext stream to mTLS.
+    pub(crate) upgrade: Option<Watcher<Option<Svid>>>,
+    /// The current stream runs over mTLS.
+    pub(crate) secure: bool,
 }
 
 impl Engine {
@@ -60,7 +65,9 @@ impl Engine {
         let mut backoff = Backoff::new(self.opts.backoff_base, self.opts.backoff_max);
         while !self.closed {
             let server = self.bootstrap.servers[0].uri.clone();
-            match connect(&server, self.opts.connect_timeout).await {
+            let svid = self.opts.identity.as_ref().and_then(valid);
+            self.secure = svid.is_some();
+            match connect(&server, self.opts.connect_timeout, svid).await {
                 Ok(channel) => {
                     let worked = match self.opts.protocol {
                         Protocol::Delta => self.delta(channel).await,
@@ -168,6 +175,9 @@ impl Engine {
                 None => Event::Stop,
             },
             _ = expiry => Event::Expired,
+            _ = identity_arrives(self.upgrade.as_mut()), if !self.secure => {
+                Event::Closed("the workload has a certificate now; reconnecting over mTLS".into())
+            }
         }
     }
 
@@ -428,13 +438,63 @@ fn rpc_status(message: String) -> RpcStatus {
     }
 }
 
-async fn connect(uri: &str, timeout: Duration) -> Result<Channel, String> {
+/// The snapshot's certificate while it is valid for a few more seconds.
+fn valid(identity: &Snapshot<Option<Svid>>) -> Option<Snapshot<Option<Svid>>> {
+    let soon = std::time::SystemTime::now() + Duration::from_secs(5);
+    let ok = identity
+        .load()
+        .as_ref()
+        .as_ref()
+        .is_some_and(|s| s.not_after > soon);
+    ok.then(|| identity.clone())
+}
+
+/// Resolves once the watched snapshot holds a certificate (never without a watcher).
+async fn identity_arrives(watcher: Option<&mut Watcher<Option<Svid>>>) {
+    let Some(w) = watcher else {
+        return std::future::pending().await;
+    };
+    loop {
+        if w.changed().await.is_some() {
+            return;
+        }
+    }
+}
+
+/// A channel to `uri`: mutual TLS with `identity` (expecting the control plane's SPIFFE ID in
+/// the same trust domain) when given, else what the URI says.
+async fn connect(
+    uri: &str,
+    timeout: Duration,
+    identity: Option<Snapshot<Option<Svid>>>,
+) -> Result<Channel, String> {
     let endpoint = Endpoint::from_shared(uri.to_string())
         .map_err(|e| format!("invalid server URI {uri:?}: {e}"))?
         .connect_timeout(timeout)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
-    endpoint.connect().await.map_err(|e| {
+    let connected = match identity {
+        Some(identity) => {
+            let trust_domain = identity
+                .load()
+                .as_ref()
+                .as_ref()
+                .map(|s| s.id.trust_domain().to_string())
+                .unwrap_or_default();
+            let expect = SpiffeId::control_plane(&trust_domain)
+                .map_err(|e| e.to_string())?
+                .to_string();
+            let config = crate::tls::client_config(identity, &[crate::tls::ALPN_H2]);
+            let connector = crate::tls::ChannelConnector::new(
+                config,
+                vec![StringMatch::Exact(expect)],
+                timeout,
+            );
+            endpoint.connect_with_connector(connector).await
+        }
+        None => endpoint.connect().await,
+    };
+    connected.map_err(|e| {
         let mut msg = e.to_string();
         let mut src = std::error::Error::source(&e);
         while let Some(s) = src {

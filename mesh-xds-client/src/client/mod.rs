@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::Guard;
+use mesh_core::identity::Svid;
 use mesh_core::{MeshResources, Snapshot, Watcher};
 use tokio::sync::mpsc;
 
@@ -61,6 +62,11 @@ pub struct Options {
     pub does_not_exist_timeout: Duration,
     /// Timeout of one connection attempt. Default: 5 s.
     pub connect_timeout: Duration,
+    /// The workload's live certificate (from an `identity::IdentityClient`). While it holds a
+    /// valid one, the client connects over mutual TLS and expects the control plane's identity
+    /// (`spiffe://<trust domain>/ns/istio-system/sa/mesh-control-plane`); a plaintext stream is
+    /// replaced by an mTLS one as soon as the first certificate arrives. Default: none.
+    pub identity: Option<Snapshot<Option<Svid>>>,
 }
 
 impl Default for Options {
@@ -71,6 +77,7 @@ impl Default for Options {
             backoff_max: Duration::from_secs(30),
             does_not_exist_timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(5),
+            identity: None,
         }
     }
 }
@@ -173,6 +180,8 @@ impl XdsClient {
             status: state.status.clone(),
             current: (*state.status.load_full()).clone(),
             bootstrap,
+            upgrade: opts.identity.as_ref().map(|s| s.watch()),
+            secure: false,
             opts,
             commands: rx,
             closed: false,

@@ -36,6 +36,18 @@ use std::time::Duration;
 use mesh_core::Snapshot;
 use mesh_core::identity::{SpiffeId, Svid};
 
+/// An [`Svid`] from a CA's answer: `chain_pem` leaf first and root last (Istio's
+/// `CreateCertificate` response), `key` the leaf's PKCS#8 DER key. The leaf must carry exactly
+/// `id`; with `trusted` roots, the chain's root must be one of them, else it becomes the bundle.
+pub fn svid_from_pem(
+    id: &SpiffeId,
+    key: Vec<u8>,
+    chain_pem: &[String],
+    trusted: Option<&[Vec<u8>]>,
+) -> Result<Svid, IdentityError> {
+    csr::svid_from_chain(id, key, chain_pem, trusted)
+}
+
 /// How the workload proves who it is to the CA.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -41,6 +41,7 @@
 //! # let _ = (client, server);
 //! ```
 
+mod connect;
 mod error;
 mod material;
 mod peer;
@@ -58,6 +59,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::NoServerSessionStorage;
 use rustls::{ClientConfig, ServerConfig};
 
+pub use connect::{BoxError, ChannelConnector, handshake};
 pub use error::TlsError;
 pub use peer::{check_san, peer_identity};
 
