@@ -8,7 +8,8 @@
 //! | `node.id`, `node.cluster` | sent in `Node` | empty |
 //! | `node.metadata` | sent as `Node.metadata` (a JSON object) | none |
 //! | `node.locality` | `region`, `zone`, `sub_zone` | empty |
-//! | `certificate_providers` | kept for mTLS (not used yet) | none |
+//! | `certificate_providers` | kept verbatim (the workload's certificate comes from the mesh CA in-process) | none |
+//! | `server_listener_resource_name_template` | a server's inbound listener name, `%s` = `ip:port` (gRFC A36) | Istio's `xds.istio.io/grpc/lds/inbound/%s` |
 //!
 //! Lookup order in [`Bootstrap::from_env`]: `MESH_XDS_BOOTSTRAP` (a path), `GRPC_XDS_BOOTSTRAP`
 //! (a path), `GRPC_XDS_BOOTSTRAP_CONFIG` (the JSON itself).
@@ -33,6 +34,21 @@ pub struct Bootstrap {
     pub node: NodeInfo,
     /// `certificate_providers`, kept verbatim until mTLS uses it.
     pub certificate_providers: Option<serde_json::Value>,
+    /// `server_listener_resource_name_template` (gRFC A36). Default: `None`, read as
+    /// [`mesh_core::inbound::INBOUND_TEMPLATE`].
+    pub server_listener_resource_name_template: Option<String>,
+}
+
+impl Bootstrap {
+    /// The inbound listener name of a server listening on `addr`.
+    pub fn inbound_listener_name(&self, addr: std::net::SocketAddr) -> String {
+        mesh_core::inbound::inbound_name(
+            self.server_listener_resource_name_template
+                .as_deref()
+                .unwrap_or(mesh_core::inbound::INBOUND_TEMPLATE),
+            addr,
+        )
+    }
 }
 
 /// One control plane.
@@ -123,6 +139,8 @@ struct RawBootstrap {
     node: RawNode,
     #[serde(default)]
     certificate_providers: Option<serde_json::Value>,
+    #[serde(default)]
+    server_listener_resource_name_template: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -256,6 +274,7 @@ impl Bootstrap {
                 },
             },
             certificate_providers: raw.certificate_providers,
+            server_listener_resource_name_template: raw.server_listener_resource_name_template,
         })
     }
 
@@ -277,6 +296,7 @@ impl Bootstrap {
                 ..NodeInfo::default()
             },
             certificate_providers: None,
+            server_listener_resource_name_template: None,
         }
     }
 }

@@ -55,22 +55,32 @@ spec:
 
 struct World {
     _dir: tempfile::TempDir,
+    config: std::path::PathBuf,
     cp: ControlPlane,
     server: SocketAddr,
     hits: Arc<AtomicUsize>,
     _reviews: IdentityClient,
+    /// The reviews server's own xDS client, when it follows its inbound listener.
+    reviews_xds: Option<XdsClient>,
     _serve: tokio::task::JoinHandle<()>,
 }
 
 /// A control plane with a CA and tokens for `frontend` and `reviews`, and the reviews server
 /// serving STRICT mTLS with a certificate of `lifetime` from that CA.
 async fn world(lifetime: Option<Duration>) -> World {
+    world_with(lifetime, "", false).await
+}
+
+/// As [`world`], with `extra` YAML documents; `meshed`: the server follows its inbound listener
+/// from xDS (`serve_meshed`) instead of a fixed STRICT acceptor.
+async fn world_with(lifetime: Option<Duration>, extra: &str, meshed: bool) -> World {
     let dir = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = listener.local_addr().unwrap();
     let config_dir = dir.path().join("config");
     std::fs::create_dir(&config_dir).unwrap();
-    std::fs::write(config_dir.join("mesh.yaml"), config(server)).unwrap();
+    let config_file = config_dir.join("mesh.yaml");
+    std::fs::write(&config_file, config(server) + extra).unwrap();
     let tokens = dir.path().join("tokens.yaml");
     std::fs::write(
         &tokens,
@@ -108,17 +118,32 @@ async fn world(lifetime: Option<Duration>) -> World {
         };
         async move { Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(body)))) }
     });
-    let serve = tokio::spawn(server::serve(
-        listener,
-        Acceptor::new(reviews.svid().clone()),
-        app,
-    ));
+    let (serve, reviews_xds) = if meshed {
+        let xds = XdsClient::start(
+            Bootstrap::insecure(&cp.xds_addr().to_string(), "reviews"),
+            Options {
+                identity: Some(reviews.svid().clone()),
+                backoff_base: Duration::from_millis(50),
+                ..Options::default()
+            },
+        );
+        let (x, identity) = (xds.clone(), reviews.svid().clone());
+        let serve = tokio::spawn(async move {
+            server::serve_meshed(listener, &x, identity, app, std::future::pending()).await;
+        });
+        (serve, Some(xds))
+    } else {
+        let acceptor = Acceptor::new(reviews.svid().clone());
+        (tokio::spawn(server::serve(listener, acceptor, app)), None)
+    };
     World {
         _dir: dir,
+        config: config_file,
         cp,
         server,
         hits,
         _reviews: reviews,
+        reviews_xds,
         _serve: serve,
     }
 }
@@ -226,15 +251,7 @@ async fn workloads_get_identities_from_the_ca_and_talk_mtls_with_them() {
     drop(xds);
 
     // A plaintext client cannot reach the STRICT server at all.
-    let plain = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<Bytes>>();
-    let refused = plain
-        .request(
-            http::Request::get(format!("http://{}/", w.server))
-                .body(Empty::new())
-                .unwrap(),
-        )
-        .await;
+    let refused = plaintext_get(w.server).await;
     assert!(refused.is_err(), "plaintext got an answer: {refused:?}");
     assert_eq!(w.hits.load(Ordering::SeqCst), 1);
 }
@@ -324,4 +341,80 @@ async fn rotation_under_load_drops_nothing() {
         renewals >= 8.0,
         "renewals by certificate: {renewals}\n{metrics}"
     );
+}
+
+const PERMISSIVE: &str = r#"
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: shop}
+spec: {mtls: {mode: PERMISSIVE}}
+"#;
+
+/// Waits until the reviews server's own xDS state holds its inbound listener with `chains`
+/// filter chains.
+async fn server_has_chains(w: &World, chains: usize) {
+    let xds = w.reviews_xds.as_ref().unwrap();
+    let name = xds.inbound_listener_name(w.server);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = xds
+            .state()
+            .load()
+            .inbound
+            .get(&name)
+            .map(|l| l.filter_chains.len());
+        if n == Some(chains) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name}: {n:?} chains, want {chains}; {:?}",
+            xds.state().status()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn plaintext_get(server: SocketAddr) -> Result<String, String> {
+    let plain = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<Bytes>>();
+    let resp = plain
+        .request(
+            http::Request::get(format!("http://{server}/"))
+                .body(Empty::new())
+                .unwrap(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&body.to_bytes()).into_owned())
+}
+
+/// PeerAuthentication reaches the server as its inbound listener and applies live: PERMISSIVE
+/// serves plaintext and mTLS on one port; an edit to STRICT refuses plaintext from the next
+/// connection on, while mTLS callers carry on.
+#[tokio::test]
+async fn peer_authentication_from_xds_switches_the_server_live() {
+    let w = world_with(None, PERMISSIVE, true).await;
+    server_has_chains(&w, 2).await;
+    let (_me, _xds, _target, client) = frontend(&w, None).await;
+
+    assert_eq!(plaintext_get(w.server).await.unwrap(), "plaintext");
+    assert_eq!(call(&client).await.unwrap(), id("frontend").to_string());
+
+    let strict = PERMISSIVE.replace("PERMISSIVE", "STRICT");
+    std::fs::write(&w.config, config(w.server) + &strict).unwrap();
+    server_has_chains(&w, 1).await;
+    let refused = plaintext_get(w.server).await;
+    assert!(
+        refused.is_err(),
+        "plaintext served under STRICT: {refused:?}"
+    );
+    assert_eq!(call(&client).await.unwrap(), id("frontend").to_string());
+    assert_eq!(w.hits.load(Ordering::SeqCst), 3);
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use mesh_core::Snapshot;
 use mesh_core::identity::{PeerIdentity, Svid};
+use mesh_core::{MeshResources, Snapshot};
 use mesh_xds_client::tls::{
     ALPN_H2, ALPN_HTTP1, ClientAuth, TlsError, peer_identity, server_config,
 };
@@ -57,7 +57,24 @@ pub struct Acceptor {
     identity: Snapshot<Option<Svid>>,
     mode: PeerAuthMode,
     tls: tokio_rustls::TlsAcceptor,
+    /// For chains that do not require a client certificate.
+    tls_optional: tokio_rustls::TlsAcceptor,
     handshake_timeout: Duration,
+    inbound: Option<Inbound>,
+}
+
+/// The inbound listener an acceptor follows.
+#[derive(Clone)]
+struct Inbound {
+    resources: Snapshot<MeshResources>,
+    name: Arc<str>,
+}
+
+/// What a connection gets, from the inbound listener or the static mode.
+enum Decision {
+    Plain,
+    Tls { require_client_certificate: bool },
+    Refuse(AcceptError),
 }
 
 impl fmt::Debug for Acceptor {
@@ -65,6 +82,7 @@ impl fmt::Debug for Acceptor {
         f.debug_struct("Acceptor")
             .field("mode", &self.mode)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("inbound", &self.inbound.as_ref().map(|i| &*i.name))
             .finish_non_exhaustive()
     }
 }
@@ -85,11 +103,79 @@ impl Acceptor {
     /// ([`mesh_xds_client::tls::server_config`], e.g. with [`ClientAuth::Optional`] or other
     /// ALPN). `identity` must be the snapshot the config was built from.
     pub fn with_config(identity: Snapshot<Option<Svid>>, config: Arc<ServerConfig>) -> Acceptor {
+        let optional = server_config(
+            identity.clone(),
+            ClientAuth::Optional,
+            &[ALPN_H2, ALPN_HTTP1],
+        );
         Acceptor {
             identity,
             mode: PeerAuthMode::default(),
             tls: tokio_rustls::TlsAcceptor::from(config),
+            tls_optional: tokio_rustls::TlsAcceptor::from(optional),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            inbound: None,
+        }
+    }
+
+    /// Follows the inbound listener `name` (gRFC A36) in `resources` (an xDS client's live
+    /// state): each connection uses the listener's filter chain for its destination port and
+    /// transport, so PeerAuthentication changes (STRICT, PERMISSIVE, DISABLE) apply to the next
+    /// connection. A connection no chain matches is refused. Until the listener arrives, or
+    /// after it is removed, the acceptor's own [`Acceptor::mode`] applies.
+    #[must_use]
+    pub fn inbound(mut self, resources: Snapshot<MeshResources>, name: impl Into<String>) -> Self {
+        self.inbound = Some(Inbound {
+            resources,
+            name: name.into().into(),
+        });
+        self
+    }
+
+    fn decide(&self, tcp: &TcpStream, peer: std::net::SocketAddr, tls: bool) -> Decision {
+        let listener = self
+            .inbound
+            .as_ref()
+            .and_then(|i| Some((i, i.resources.load().inbound.get(&*i.name).cloned()?)));
+        let Some((inbound, listener)) = listener else {
+            return match (tls, self.mode) {
+                (true, _) => Decision::Tls {
+                    require_client_certificate: true,
+                },
+                (false, PeerAuthMode::Permissive) => Decision::Plain,
+                (false, PeerAuthMode::Strict) => Decision::Refuse(AcceptError::PlaintextRefused {
+                    peer,
+                    mode: self.mode,
+                }),
+            };
+        };
+        let port = tcp.local_addr().map(|a| a.port()).unwrap_or_default();
+        let refuse = |reason: String| {
+            Decision::Refuse(AcceptError::NoFilterChain {
+                peer,
+                listener: inbound.name.to_string(),
+                reason,
+            })
+        };
+        match listener.chain_for(port, tls) {
+            Some(chain) => match (&chain.tls, tls) {
+                (Some(t), true) => Decision::Tls {
+                    require_client_certificate: t.require_client_certificate,
+                },
+                (None, false) => Decision::Plain,
+                (Some(_), false) => Decision::Refuse(AcceptError::PlaintextRefused {
+                    peer,
+                    mode: PeerAuthMode::Strict,
+                }),
+                (None, true) => refuse(format!(
+                    "chain {} on port {port} is plaintext (PeerAuthentication DISABLE); TLS is not served",
+                    chain.name
+                )),
+            },
+            None => refuse(format!(
+                "no filter chain for port {port} and {} connections",
+                if tls { "TLS" } else { "plaintext" }
+            )),
         }
     }
 
@@ -158,23 +244,26 @@ impl Acceptor {
                 "closed before sending anything",
             )));
         }
-        if first[0] != TLS_HANDSHAKE_RECORD {
-            return match self.mode {
-                PeerAuthMode::Permissive => Ok((ServerStream::Plain(tcp), None)),
-                PeerAuthMode::Strict => Err(AcceptError::PlaintextRefused {
-                    peer,
-                    mode: self.mode,
-                }),
+        let require_client_certificate =
+            match self.decide(&tcp, peer, first[0] == TLS_HANDSHAKE_RECORD) {
+                Decision::Plain => return Ok((ServerStream::Plain(tcp), None)),
+                Decision::Refuse(e) => return Err(e),
+                Decision::Tls {
+                    require_client_certificate,
+                } => require_client_certificate,
             };
-        }
         if self.identity.load().is_none() {
             return Err(AcceptError::Tls {
                 peer,
                 source: TlsError::NoIdentity,
             });
         }
-        let tls = self
-            .tls
+        let acceptor = if require_client_certificate {
+            &self.tls
+        } else {
+            &self.tls_optional
+        };
+        let tls = acceptor
             .accept(tcp)
             .await
             .map_err(|e| match TlsError::find_in(&e) {

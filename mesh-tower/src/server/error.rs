@@ -21,6 +21,17 @@ pub enum AcceptError {
         /// The mode in force.
         mode: PeerAuthMode,
     },
+    /// The server's inbound listener has no filter chain for this connection (its port, or TLS
+    /// against a plaintext-only chain).
+    #[error("connection from {peer} refused: inbound listener {listener}: {reason}")]
+    NoFilterChain {
+        /// The peer's address.
+        peer: SocketAddr,
+        /// The inbound listener's name.
+        listener: String,
+        /// Why no chain applies.
+        reason: String,
+    },
     /// The TLS handshake failed: the peer's certificate was refused, this workload has no
     /// certificate yet, or the protocol failed.
     #[error("TLS from {peer} refused: {source}")]
@@ -54,7 +65,7 @@ impl AcceptError {
     /// no certificate yet.
     pub fn is_refused(&self) -> bool {
         match self {
-            AcceptError::PlaintextRefused { .. } => true,
+            AcceptError::PlaintextRefused { .. } | AcceptError::NoFilterChain { .. } => true,
             AcceptError::Tls { source, .. } => source.is_untrusted(),
             _ => false,
         }
@@ -64,6 +75,7 @@ impl AcceptError {
     pub fn peer(&self) -> SocketAddr {
         match self {
             AcceptError::PlaintextRefused { peer, .. }
+            | AcceptError::NoFilterChain { peer, .. }
             | AcceptError::Tls { peer, .. }
             | AcceptError::Timeout { peer, .. }
             | AcceptError::Io { peer, .. } => *peer,

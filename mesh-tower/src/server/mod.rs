@@ -5,6 +5,8 @@
 //!   service (`Service<http::Request<Incoming>>`), serving HTTP/1.1 and HTTP/2 on each
 //!   connection, with [`PeerIdentity`](mesh_core::identity::PeerIdentity) in every request's
 //!   extensions when the peer presented a verified certificate.
+//! - [`serve_meshed`]: the same, following the workload's inbound listener from xDS
+//!   (PeerAuthentication STRICT / PERMISSIVE / DISABLE, changed live).
 //! - [`Acceptor`]: the handshake alone, for your own accept loop; with [`PeerIdentityLayer`] to
 //!   put the connection's identity into each request.
 //!
@@ -32,9 +34,11 @@
 mod accept;
 mod error;
 mod layer;
+mod meshed;
 mod serve;
 
 pub use accept::{Acceptor, DEFAULT_HANDSHAKE_TIMEOUT, PeerAuthMode, ServerStream};
 pub use error::AcceptError;
 pub use layer::{AddPeerIdentity, PeerIdentityLayer};
+pub use meshed::serve_meshed;
 pub use serve::{serve, serve_with_shutdown};

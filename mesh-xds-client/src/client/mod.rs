@@ -153,6 +153,7 @@ impl MeshState {
 pub struct XdsClient {
     commands: mpsc::UnboundedSender<Command>,
     state: MeshState,
+    inbound_template: Arc<str>,
 }
 
 impl XdsClient {
@@ -160,6 +161,11 @@ impl XdsClient {
     /// reconnecting with backoff; nothing here blocks.
     pub fn start(bootstrap: Bootstrap, opts: Options) -> XdsClient {
         let (tx, rx) = mpsc::unbounded_channel();
+        let inbound_template: Arc<str> = bootstrap
+            .server_listener_resource_name_template
+            .as_deref()
+            .unwrap_or(mesh_core::inbound::INBOUND_TEMPLATE)
+            .into();
         let state = MeshState {
             resources: Snapshot::new(MeshResources::default()),
             status: Snapshot::new(XdsStatus {
@@ -190,7 +196,15 @@ impl XdsClient {
         XdsClient {
             commands: tx,
             state,
+            inbound_template,
         }
+    }
+
+    /// The name of the inbound listener (gRFC A36) for a server listening on `addr`, from the
+    /// bootstrap's `server_listener_resource_name_template`. Subscribe to it (as a target) to
+    /// follow the server's mTLS mode and authorization.
+    pub fn inbound_listener_name(&self, addr: std::net::SocketAddr) -> String {
+        mesh_core::inbound::inbound_name(&self.inbound_template, addr)
     }
 
     /// Starts a client from the bootstrap named by the environment (`MESH_XDS_BOOTSTRAP`,
