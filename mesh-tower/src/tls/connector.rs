@@ -27,7 +27,7 @@ pub const DEFAULT_SNI: &str = "mesh.invalid";
 /// SPIFFE ID matches the cluster's SAN matchers, all before hyper gets the connection, so no
 /// request byte reaches a server with the wrong identity.
 ///
-/// Errors are [`TlsError`]s (handshake refused, identity not allowed) or I/O errors (connect,
+/// Errors are [`TlsError`](mesh_xds_client::tls::TlsError)s (handshake refused, identity not allowed) or I/O errors (connect,
 /// reset, timeout), boxed as hyper-util wants them.
 #[derive(Clone)]
 pub struct TlsConnector {
