@@ -80,7 +80,9 @@ impl<'a> RequestFacts<'a> {
         match name {
             ":method" => Some(Cow::Borrowed(self.method)),
             ":path" => Some(Cow::Borrowed(self.path)),
-            ":authority" | "host" => self.authority.map(Cow::Borrowed),
+            n if n == ":authority" || n.eq_ignore_ascii_case("host") => {
+                self.authority.map(Cow::Borrowed)
+            }
             n if n.starts_with(':') => None,
             n if HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h)) => None,
             n => self.headers.header(n),

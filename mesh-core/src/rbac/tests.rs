@@ -237,6 +237,7 @@ fn pseudo_headers_and_paths() {
         h("host", exact("reviews:9080")).matches(&r),
         "host is :authority"
     );
+    assert!(h("Host", exact("reviews:9080")).matches(&r));
     assert!(!Permission::Header(header(":status", None)).matches(&r));
     let absent = Permission::Header(HeaderMatch {
         name: "x-missing".into(),

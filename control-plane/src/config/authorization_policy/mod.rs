@@ -1,7 +1,7 @@
 //! `AuthorizationPolicy` (security.istio.io): who may call a workload, and how.
 //!
 //! Each rule of a policy becomes one RBAC policy (see [`crate::translate::authz`]); this module
-//! reads and checks the document, and [`compile_rule`] turns one rule into the RBAC model with
+//! reads and checks the document, and `compile_rule` turns one rule into the RBAC model with
 //! Istio's meaning, so that checking and translating share one code path.
 //!
 //! Unknown fields under `spec.rules` and `spec.selector` are errors, not warnings: ignoring a

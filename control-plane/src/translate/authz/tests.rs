@@ -393,3 +393,50 @@ fn policies_are_sorted_by_name_like_the_wire() {
     let names: Vec<&str> = f[0].policies.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["shop/alpha[0]", "shop/zeta[0]", "shop/zeta[1]"]);
 }
+
+#[test]
+fn what_the_control_plane_emits_round_trips_through_the_codec_cleanly() {
+    use mesh_xds_client::codec::{decode_rbac, encode_rbac};
+    let spec = r#"  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/shop/sa/web", "*", "cluster.local/ns/shop/*", "*/sa/x"]
+        notPrincipals: ["cluster.local/ns/shop/sa/batch"]
+        namespaces: [shop, "test-*"]
+        serviceAccounts: [web, "other/api"]
+        ipBlocks: [10.0.0.0/8, 192.168.1.7]
+        notRemoteIpBlocks: ["2001:db8:1::/48"]
+        requestPrincipals: ["*"]
+    to:
+    - operation:
+        hosts: ["reviews.shop.svc.cluster.local", "*.example.com", "api.*", "*"]
+        ports: ["9080", 8080]
+        notPorts: [15000]
+        methods: [GET, "PO*", "*"]
+        paths: ["/api/{*}/items", "/static/{**}", "/exact", "/pre/*", "*.png", "*"]
+        notPaths: ["/api/admin*"]
+    when:
+    - key: request.headers[X-Team]
+      values: [blue, "*"]
+      notValues: [red]
+    - key: destination.port
+      values: ["9080"]
+"#;
+    let text = [
+        policy("shop", "allow", spec),
+        policy("shop", "deny", &format!("  action: DENY\n{spec}")),
+        policy("shop", "audit", &format!("  action: AUDIT\n{spec}")),
+        policy("shop", "nothing", "  {}\n"),
+    ]
+    .concat();
+    let (docs, diags) = parse_file(Path::new("config/authz.yaml"), &text);
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    let filters = rbac_filters(&docs, "shop", &BTreeMap::new(), "cluster.local");
+    assert_eq!(filters.len(), 3);
+    for f in &filters {
+        let back = decode_rbac("envoy.filters.http.rbac", &encode_rbac(f))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(back.warnings.is_empty(), "{:?}", back.warnings);
+        assert_eq!(&back.value, f);
+    }
+}
