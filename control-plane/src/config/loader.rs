@@ -20,9 +20,10 @@ const GATEWAY_VERSIONS: [&str; 2] = [
     "gateway.networking.k8s.io/v1beta1",
 ];
 const SECURITY_VERSIONS: [&str; 2] = ["security.istio.io/v1", "security.istio.io/v1beta1"];
-const KINDS: &str =
-    "ServiceEntry, WorkloadEntry, VirtualService, DestinationRule, HTTPRoute, PeerAuthentication, \
-     AuthorizationPolicy";
+const KINDS: &str = concat!(
+    "ServiceEntry, WorkloadEntry, VirtualService, DestinationRule, HTTPRoute, ",
+    "PeerAuthentication, AuthorizationPolicy"
+);
 
 /// Where an unknown field is an error rather than a warning, by kind: in an authorization rule
 /// or selector, ignoring a field would widen what the policy allows or where it applies.

@@ -1,6 +1,6 @@
 //! Config documents as users write them: Istio `ServiceEntry`, `WorkloadEntry`, `VirtualService`,
-//! `DestinationRule`, `PeerAuthentication`, `AuthorizationPolicy` and Gateway API `HTTPRoute`, read from
-//! YAML files.
+//! `DestinationRule`, `PeerAuthentication`, `AuthorizationPolicy` and Gateway API `HTTPRoute`,
+//! read from YAML files.
 //!
 //! Reading is forgiving per document and strict per field: a malformed or invalid document is
 //! reported with its file, index, line and field, and skipped; the other documents of the same

@@ -21,14 +21,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use mesh_core::rbac::{Policy, Rbac, RbacAction};
 
+use super::inbound::ROOT_NAMESPACE;
 use crate::config::authorization_policy::{PolicyAction, compile_rule};
 use crate::config::{AuthorizationPolicy, Diagnostic, Document, Kind, Severity};
 
-/// Istio's default root namespace: its policies apply to every workload of the mesh.
-pub const DEFAULT_ROOT_NAMESPACE: &str = "istio-system";
-
 /// The RBAC filters of a workload in `workload_namespace` with `workload_labels`, in chain order
-/// (Log, Deny, Allow; only those with policies), with `istio-system` as the root namespace.
+/// (Log, Deny, Allow; only those with policies), with [`ROOT_NAMESPACE`] (`istio-system`) as the
+/// root namespace.
 /// Principals written with trust domain `cluster.local` mean `trust_domain`.
 ///
 /// `docs` are accepted documents (documents that failed their checks are not passed here); other
@@ -54,7 +53,7 @@ pub fn rbac_filters(
         workload_namespace,
         workload_labels,
         trust_domain,
-        DEFAULT_ROOT_NAMESPACE,
+        ROOT_NAMESPACE,
     )
 }
 
