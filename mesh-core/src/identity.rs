@@ -27,6 +27,9 @@ pub struct SpiffeId {
     trust_domain: String,
     namespace: String,
     service_account: String,
+    // The whole ID, kept so that authorization matches it per request without formatting.
+    // Derived from the three parts above, so comparisons and hashing are unchanged by it.
+    uri: String,
 }
 
 /// Why a string is not a mesh SPIFFE ID.
@@ -86,10 +89,13 @@ impl SpiffeId {
 
     /// The ID without `spiffe://`, as Istio's `principals` and `source.principal` write it.
     pub fn principal(&self) -> String {
-        format!(
-            "{}/ns/{}/sa/{}",
-            self.trust_domain, self.namespace, self.service_account
-        )
+        self.uri["spiffe://".len()..].to_string()
+    }
+
+    /// The whole ID, `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`, without
+    /// formatting: what Envoy's RBAC `authenticated.principal_name` is matched against.
+    pub fn as_uri(&self) -> &str {
+        &self.uri
     }
 }
 
@@ -140,17 +146,14 @@ impl FromStr for SpiffeId {
             trust_domain: td.to_string(),
             namespace: ns.to_string(),
             service_account: sa.to_string(),
+            uri: s.to_string(),
         })
     }
 }
 
 impl fmt::Display for SpiffeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "spiffe://{}/ns/{}/sa/{}",
-            self.trust_domain, self.namespace, self.service_account
-        )
+        f.write_str(&self.uri)
     }
 }
 
@@ -216,6 +219,8 @@ mod tests {
         );
         assert_eq!(id.to_string().parse::<SpiffeId>().unwrap(), id);
         assert_eq!(id.service_account(), "reviews-v2");
+        assert_eq!(id.as_uri(), "spiffe://cluster.local/ns/shop/sa/reviews-v2");
+        assert_eq!(id.principal(), "cluster.local/ns/shop/sa/reviews-v2");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! | [`listener`] | API `Listener` with an RDS-fed HTTP connection manager |
 //! | [`identity`] | the SPIFFE ID in an SVID's URI SAN |
 //! | [`inbound`] | a server's `Listener` (gRFC A36): filter chains, downstream TLS, HTTP filters |
+//! | [`rbac`] | the RBAC HTTP filter (`envoy.extensions.filters.http.rbac.v3.RBAC`) and its evaluation |
 //!
 //! This crate does no I/O and knows nothing of protobuf or of YAML.
 //!
@@ -47,6 +48,7 @@ pub mod identity;
 pub mod inbound;
 pub mod listener;
 pub mod matcher;
+pub mod rbac;
 mod resources;
 pub mod route;
 mod snapshot;

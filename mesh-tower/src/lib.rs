@@ -14,10 +14,11 @@
 //! Clusters whose `Cluster.tls` is set are reached over SPIFFE mutual TLS ([`tls`]) when the
 //! client is given the workload's identity ([`Client::builder`]). The server side ([`server`])
 //! accepts mutual TLS (STRICT) or mutual TLS and plaintext on one port (PERMISSIVE) and hands
-//! each request its peer's verified identity.
+//! each request its peer's verified identity; [`authz::AuthzLayer`] enforces the inbound
+//! listener's RBAC filters (Istio `AuthorizationPolicy`) on any HTTP service.
 //!
-//! Not yet: authorization policies, the inbound layers driven by xDS, metrics and tracing; see
-//! the README's feature table.
+//! Not yet: the inbound layers driven by xDS, metrics and tracing; see the README's feature
+//! table.
 //!
 //! # Example
 //! ```no_run
@@ -35,6 +36,7 @@
 //! }
 //! ```
 
+pub mod authz;
 pub mod balance;
 pub mod breaker;
 pub mod client;

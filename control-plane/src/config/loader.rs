@@ -20,8 +20,14 @@ const GATEWAY_VERSIONS: [&str; 2] = [
     "gateway.networking.k8s.io/v1beta1",
 ];
 const SECURITY_VERSIONS: [&str; 2] = ["security.istio.io/v1", "security.istio.io/v1beta1"];
-const KINDS: &str =
-    "ServiceEntry, WorkloadEntry, VirtualService, DestinationRule, HTTPRoute, PeerAuthentication";
+const KINDS: &str = concat!(
+    "ServiceEntry, WorkloadEntry, VirtualService, DestinationRule, HTTPRoute, ",
+    "PeerAuthentication, AuthorizationPolicy"
+);
+
+/// Where an unknown field is an error rather than a warning, by kind: in an authorization rule
+/// or selector, ignoring a field would widen what the policy allows or where it applies.
+const STRICT_UNDER: [&str; 2] = ["spec.rules", "spec.selector"];
 
 /// Reads every `*.yaml` / `*.yml` file directly in `dir` (not recursively), in path order.
 pub fn load_dir(dir: &Path) -> LoadedConfig {
@@ -155,6 +161,10 @@ fn parse_document(chunk: &Chunk<'_>, ctx: &mut Ctx<'_>) -> Parsed {
         "VirtualService" => decode(chunk, ctx, &mut findings).map(Kind::VirtualService),
         "DestinationRule" => decode(chunk, ctx, &mut findings).map(Kind::DestinationRule),
         "PeerAuthentication" => decode(chunk, ctx, &mut findings).map(Kind::PeerAuthentication),
+        "AuthorizationPolicy" => {
+            check_dry_run(&value, &mut findings);
+            decode_strict(chunk, ctx, &mut findings, &STRICT_UNDER).map(Kind::AuthorizationPolicy)
+        }
         _ => decode(chunk, ctx, &mut findings).map(Kind::HttpRoute),
     };
     if let Some(kind) = &kind {
@@ -165,6 +175,7 @@ fn parse_document(chunk: &Chunk<'_>, ctx: &mut Ctx<'_>) -> Parsed {
             Kind::DestinationRule(d) => d.check(&mut findings),
             Kind::HttpRoute(h) => h.check(&mut findings),
             Kind::PeerAuthentication(p) => p.check(&mut findings),
+            Kind::AuthorizationPolicy(a) => a.check(&header.namespace, &mut findings),
         }
     }
     let rejected = kind.is_none() || findings.has_errors();
@@ -179,6 +190,22 @@ fn parse_document(chunk: &Chunk<'_>, ctx: &mut Ctx<'_>) -> Parsed {
             kind,
         })),
         _ => Parsed::Rejected,
+    }
+}
+
+/// Istio's `istio.io/dry-run` annotation asks for a policy that is evaluated but not enforced.
+/// Enforcing it instead could refuse traffic the author only meant to observe: refused.
+fn check_dry_run(value: &serde_yaml_ng::Value, findings: &mut Findings) {
+    let dry_run = value
+        .get("metadata")
+        .and_then(|m| m.get("annotations"))
+        .and_then(|a| a.get("istio.io/dry-run"))
+        .and_then(|v| v.as_str());
+    if dry_run.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        findings.error(
+            "metadata.annotations.istio.io/dry-run",
+            "dry-run policies are not supported; remove the annotation to enforce the policy",
+        );
     }
 }
 
@@ -216,7 +243,7 @@ fn read_header(value: &serde_yaml_ng::Value, ctx: &mut Ctx<'_>) -> Option<Header
     let versions: &[&str] = match kind.as_str() {
         "ServiceEntry" | "WorkloadEntry" | "VirtualService" | "DestinationRule" => &ISTIO_VERSIONS,
         "HTTPRoute" => &GATEWAY_VERSIONS,
-        "PeerAuthentication" => &SECURITY_VERSIONS,
+        "PeerAuthentication" | "AuthorizationPolicy" => &SECURITY_VERSIONS,
         other => {
             ctx.push(
                 Severity::Error,
@@ -303,13 +330,34 @@ fn decode<S: DeserializeOwned>(
     ctx: &mut Ctx<'_>,
     findings: &mut Findings,
 ) -> Option<S> {
+    decode_strict(chunk, ctx, findings, &[])
+}
+
+/// As [`decode`], but an unknown field under one of the `strict` paths is an error.
+fn decode_strict<S: DeserializeOwned>(
+    chunk: &Chunk<'_>,
+    ctx: &mut Ctx<'_>,
+    findings: &mut Findings,
+    strict: &[&str],
+) -> Option<S> {
     let mut ignored = Vec::new();
     let mut on_ignored = |path: serde_ignored::Path<'_>| ignored.push(ignored_path(&path));
     let de = serde_yaml_ng::Deserializer::from_str(chunk.text);
     let result: Result<Envelope<S>, _> =
         serde_path_to_error::deserialize(serde_ignored::Deserializer::new(de, &mut on_ignored));
     for path in ignored {
-        findings.warn(path, "field not supported, ignored");
+        let under = |p: &str| {
+            path.strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        };
+        if strict.iter().any(|p| under(p)) {
+            findings.error(
+                path,
+                "field not supported; refused, since ignoring it would widen what the policy allows or where it applies",
+            );
+        } else {
+            findings.warn(path, "field not supported, ignored");
+        }
     }
     match result {
         Ok(Envelope {

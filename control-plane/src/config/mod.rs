@@ -1,5 +1,6 @@
 //! Config documents as users write them: Istio `ServiceEntry`, `WorkloadEntry`, `VirtualService`,
-//! `DestinationRule` and Gateway API `HTTPRoute`, read from YAML files.
+//! `DestinationRule`, `PeerAuthentication`, `AuthorizationPolicy` and Gateway API `HTTPRoute`,
+//! read from YAML files.
 //!
 //! Reading is forgiving per document and strict per field: a malformed or invalid document is
 //! reported with its file, index, line and field, and skipped; the other documents of the same
@@ -19,6 +20,7 @@
 //! # let _ = (resources, semantic);
 //! ```
 
+pub mod authorization_policy;
 mod common;
 pub mod destination_rule;
 mod diagnostic;
@@ -43,6 +45,7 @@ pub(crate) use common::{compile_regex, fqdn};
 pub(crate) use virtual_service::grpc_status_code;
 pub(crate) use virtual_service_check::parse_retry_on;
 
+pub use authorization_policy::AuthorizationPolicy;
 pub use destination_rule::DestinationRule;
 pub use http_route::HttpRoute;
 pub use peer_authentication::PeerAuthentication;
@@ -119,6 +122,8 @@ pub enum Kind {
     HttpRoute(HttpRoute),
     /// `security.istio.io` `PeerAuthentication`.
     PeerAuthentication(PeerAuthentication),
+    /// `security.istio.io` `AuthorizationPolicy`.
+    AuthorizationPolicy(AuthorizationPolicy),
 }
 
 impl Kind {
@@ -131,6 +136,7 @@ impl Kind {
             Kind::DestinationRule(_) => "DestinationRule",
             Kind::HttpRoute(_) => "HTTPRoute",
             Kind::PeerAuthentication(_) => "PeerAuthentication",
+            Kind::AuthorizationPolicy(_) => "AuthorizationPolicy",
         }
     }
 }

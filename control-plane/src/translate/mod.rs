@@ -8,10 +8,14 @@
 //! - the cluster `outbound|<port>||<host>` and one `outbound|<port>|<subset>|<host>` per subset of
 //!   the host's `DestinationRule`, each with a load assignment of the same name.
 //!
+//! `AuthorizationPolicy` documents do not change these resources: [`authz::rbac_filters`] turns
+//! them into the RBAC filters of a workload's inbound listener.
+//!
 //! Documents that refer to something unknown or conflict with an earlier document are rejected
 //! here with a [`Diagnostic`]; the rest still translates. Conflicts are settled by order: the
 //! documents come in file then document order, and the first wins.
 
+pub mod authz;
 mod http_route;
 mod inbound;
 mod policy;
@@ -53,6 +57,7 @@ pub use inbound::ROOT_NAMESPACE;
 /// As [`build`], with the identities of `ISTIO_MUTUAL` clusters in `trust_domain`.
 pub fn build_in(docs: &[Document], trust_domain: &str) -> (MeshResources, Vec<Diagnostic>) {
     let mut diags = Vec::new();
+    authz::check(docs, &mut diags);
     let reg = Registry::build(docs, &mut diags);
     let policies = Policies::build(docs, &reg, &mut diags);
     let routes = attach_routes(docs, &reg, &policies, &mut diags);

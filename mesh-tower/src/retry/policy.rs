@@ -159,12 +159,7 @@ pub fn retriable_by_headers(
     retry_on.contains(&RetryOn::RetriableHeaders)
         && matchers.iter().any(|m| {
             let value = headers.get(m.name.as_str()).and_then(|v| v.to_str().ok());
-            let hit = match (&m.value, value) {
-                (None, v) => v.is_some(),
-                (Some(_), None) => false,
-                (Some(sm), Some(v)) => sm.matches(v),
-            };
-            hit != m.invert
+            m.matches_value(value)
         })
 }
 

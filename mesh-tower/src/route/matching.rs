@@ -38,16 +38,11 @@ pub(crate) fn header_matches<B>(h: &HeaderMatch, req: &Request<B>) -> bool {
         ":scheme" => req.uri().scheme_str().map(Cow::Borrowed),
         name => joined_header(req.headers(), name),
     };
-    let matched = match (&h.value, value) {
-        (None, v) => v.is_some(),
-        (Some(_), None) => false,
-        (Some(m), Some(v)) => m.matches(&v),
-    };
-    matched != h.invert
+    h.matches_value(value.as_deref())
 }
 
 /// A header's value; repeated headers are joined with `,` as Envoy does.
-fn joined_header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<Cow<'a, str>> {
+pub(crate) fn joined_header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<Cow<'a, str>> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?.to_str().ok()?;
     match values.next() {

@@ -4,7 +4,8 @@
 //! Envoy message with its standard meaning, so that a stock Envoy and a stock proxyless gRPC
 //! client read the same intent from the same bytes. The **decode** half is used by the xDS client
 //! to validate every resource it receives: [`decode_listener`], [`decode_route_table`],
-//! [`decode_cluster`] and [`decode_assignment`] check the type URL, deserialize, map every field
+//! [`decode_cluster`] and [`decode_assignment`] (and [`decode_rbac`] for the config of an RBAC
+//! HTTP filter, [`encode_rbac`] its encoder) check the type URL, deserialize, map every field
 //! into the model and run [`mesh_core::Validate`]; what they cannot honour is a [`Warning`] when
 //! ignoring it is harmless and a [`DecodeError`] (a NACK) when it is not.
 //! `decode(encode(m)) == m` for every model the encoder accepts, up to the normalizations listed
@@ -16,6 +17,7 @@
 //! | [`mesh_core::route::RouteTable`] | `RouteConfiguration` | [`ROUTE_TYPE`] |
 //! | [`mesh_core::cluster::Cluster`] | EDS `Cluster` fed over ADS | [`CLUSTER_TYPE`] |
 //! | [`mesh_core::endpoint::ClusterLoadAssignment`] | `ClusterLoadAssignment` | [`ENDPOINT_TYPE`] |
+//! | [`mesh_core::rbac::Rbac`] | RBAC HTTP filter config (`typed_config` of an inbound listener's filter) | [`RBAC_TYPE`] |
 //!
 //! The encoders expect values that passed [`mesh_core::Validate`]; they do not re-check what
 //! validation already rejects. Where a value would make Envoy or gRPC reject the resource and the
@@ -36,17 +38,19 @@ mod decode;
 mod endpoint;
 mod inbound;
 mod listener;
+mod rbac;
 mod route;
 
 pub use cluster::encode_cluster;
 pub use cluster::tls::{IDENTITY_CERT, IDENTITY_PROVIDER, ROOT_CERT, TLS_TRANSPORT_SOCKET};
 pub use decode::{
     DecodeError, Decoded, Warning, decode_assignment, decode_cluster, decode_inbound_listener,
-    decode_listener, decode_route_table, is_api_listener,
+    decode_listener, decode_rbac, decode_route_table, is_api_listener,
 };
 pub use endpoint::encode_assignment;
 pub use inbound::encode_inbound;
 pub use listener::encode_listener;
+pub use rbac::{RBAC_FILTER_NAME, RBAC_TYPE, encode_rbac, rbac_filter_config};
 pub use route::encode_route_table;
 
 /// Type URL of `envoy.config.listener.v3.Listener` (LDS).

@@ -142,7 +142,7 @@ fn route_match(m: &RouteMatch) -> PbRouteMatch {
     }
 }
 
-fn header_matcher(h: &HeaderMatch) -> HeaderMatcher {
+pub(super) fn header_matcher(h: &HeaderMatch) -> HeaderMatcher {
     HeaderMatcher {
         name: h.name.clone(),
         invert_match: h.invert,

@@ -51,12 +51,14 @@ mod endpoint;
 mod filters;
 mod inbound;
 mod listener;
+mod rbac;
 mod route;
 
 pub use cluster::decode_cluster;
 pub use endpoint::decode_assignment;
 pub use inbound::decode_inbound_listener;
 pub use listener::{decode_listener, is_api_listener};
+pub use rbac::decode_rbac;
 pub use route::decode_route_table;
 
 /// A decoded, validated resource and what in it was not honoured.

@@ -16,6 +16,7 @@ mod cluster;
 mod endpoint;
 mod inbound;
 mod listener;
+mod rbac;
 mod route;
 
 /// Asserts that decoding failed with [`DecodeError::Invalid`] for `resource`, whose Display names

@@ -119,7 +119,11 @@ fn path_separated_prefix(ctx: &mut Ctx, field: &str, p: &str, case_sensitive: bo
 
 /// A `HeaderMatcher`, including the deprecated `exact_match`, `prefix_match`, … fields that some
 /// control planes still send.
-pub(super) fn header_match(ctx: &mut Ctx, at: &str, h: HeaderMatcher) -> HeaderMatch {
+pub(in crate::codec::decode) fn header_match(
+    ctx: &mut Ctx,
+    at: &str,
+    h: HeaderMatcher,
+) -> HeaderMatch {
     let HeaderMatcher {
         name,
         invert_match,
