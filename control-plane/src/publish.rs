@@ -48,8 +48,13 @@ impl ConfigStatus {
 
 /// Loads and translates every document in `dir`.
 pub fn compile_dir(dir: &Path) -> (MeshResources, Vec<Diagnostic>, usize) {
+    compile_dir_in(dir, translate::DEFAULT_TRUST_DOMAIN)
+}
+
+/// As [`compile_dir`], with workload identities in `trust_domain`.
+pub fn compile_dir_in(dir: &Path, trust_domain: &str) -> (MeshResources, Vec<Diagnostic>, usize) {
     let loaded = config::load_dir(dir);
-    let (resources, mut diags) = translate::build(&loaded.documents);
+    let (resources, mut diags) = translate::build_in(&loaded.documents, trust_domain);
     let mut all = loaded.diagnostics;
     all.append(&mut diags);
     let rejected: std::collections::BTreeSet<_> = all

@@ -138,14 +138,19 @@ impl ControlPlane {
         };
 
         if let Some(dir) = opts.config_dir.clone() {
+            // Workload identities (expected SANs, principals) are in the CA's trust domain.
+            let trust_domain = ca.as_ref().map_or_else(
+                || crate::translate::DEFAULT_TRUST_DOMAIN.to_string(),
+                |ca| ca.trust_domain().to_string(),
+            );
             let mut fp = watch::fingerprint(&dir);
-            cp.reload(&dir).await;
+            reload_into(&dir, &trust_domain, &snapshot, &config).await;
             let (snapshot, config) = (snapshot.clone(), config.clone());
             let (poll, debounce) = (opts.poll_interval, opts.debounce);
             cp.tasks.push(tokio::spawn(async move {
                 loop {
                     fp = watch::next_change(&dir, &fp, poll, debounce).await;
-                    reload_into(&dir, &snapshot, &config).await;
+                    reload_into(&dir, &trust_domain, &snapshot, &config).await;
                 }
             }));
         }
@@ -204,10 +209,6 @@ impl ControlPlane {
         }));
         tracing::info!(%xds_addr, %admin_addr, "control plane serving");
         Ok(cp)
-    }
-
-    async fn reload(&self, dir: &std::path::Path) {
-        reload_into(dir, &self.snapshot, &self.config).await;
     }
 
     /// Publishes `resources` directly (for embedders and tests that do not use a directory).
@@ -270,11 +271,12 @@ impl Drop for ControlPlane {
 
 async fn reload_into(
     dir: &std::path::Path,
+    trust_domain: &str,
     snapshot: &Snapshot<XdsSnapshot>,
     config: &Snapshot<ConfigStatus>,
 ) {
-    let d = dir.to_path_buf();
-    let compiled = tokio::task::spawn_blocking(move || publish::compile_dir(&d)).await;
+    let (d, td) = (dir.to_path_buf(), trust_domain.to_string());
+    let compiled = tokio::task::spawn_blocking(move || publish::compile_dir_in(&d, &td)).await;
     let Ok((resources, diags, accepted)) = compiled else {
         tracing::error!(dir = %dir.display(), "config load panicked; keeping the last good config");
         return;

@@ -79,6 +79,8 @@ pub struct DownstreamTls {
 /// HTTP filters of an inbound chain.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum InboundFilter {
+    /// `envoy.filters.http.rbac`: authorization (AuthorizationPolicy), in chain order.
+    Rbac(crate::rbac::Rbac),
     /// `envoy.filters.http.router` with a catch-all `non_forwarding_action` route: hand the
     /// request to the application.
     Router,
@@ -126,6 +128,19 @@ pub enum MtlsMode {
     Disable,
 }
 
+impl FilterChain {
+    /// The chain's RBAC filters, in order.
+    pub fn rbac(&self) -> Vec<crate::rbac::Rbac> {
+        self.http_filters
+            .iter()
+            .filter_map(|f| match f {
+                InboundFilter::Rbac(r) => Some(r.clone()),
+                InboundFilter::Router => None,
+            })
+            .collect()
+    }
+}
+
 impl InboundListener {
     /// The chain a connection to `port` that does (`tls`) or does not start with a TLS
     /// ClientHello uses, if any.
@@ -151,6 +166,18 @@ impl Validate for InboundListener {
             errs.push("filter_chains", "must not be empty");
         }
         for (i, c) in self.filter_chains.iter().enumerate() {
+            for (j, f) in c.http_filters.iter().enumerate() {
+                if let InboundFilter::Rbac(r) = f
+                    && let Err(e) = r.validate()
+                {
+                    for fe in e.0 {
+                        errs.push(
+                            format!("filter_chains[{i}].http_filters[{j}].{}", fe.field),
+                            fe.reason,
+                        );
+                    }
+                }
+            }
             if c.http_filters.last() != Some(&InboundFilter::Router) {
                 errs.push(
                     format!("filter_chains[{i}].http_filters"),

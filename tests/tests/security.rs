@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 const HOST: &str = "reviews.shop.svc.cluster.local";
 const FRONTEND_TOKEN: &str = "frontend-token-0123456789";
 const REVIEWS_TOKEN: &str = "reviews-token-0123456789";
+const RATINGS_TOKEN: &str = "ratings-token-0123456789";
 
 fn id(sa: &str) -> SpiffeId {
     SpiffeId::new("cluster.local", "shop", sa).unwrap()
@@ -86,7 +87,8 @@ async fn world_with(lifetime: Option<Duration>, extra: &str, meshed: bool) -> Wo
         &tokens,
         format!(
             "tokens:\n- {{token: {FRONTEND_TOKEN}, namespace: shop, serviceAccount: frontend}}\n\
-             - {{token: {REVIEWS_TOKEN}, namespace: shop, serviceAccount: reviews}}\n"
+             - {{token: {REVIEWS_TOKEN}, namespace: shop, serviceAccount: reviews}}\n\
+             - {{token: {RATINGS_TOKEN}, namespace: shop, serviceAccount: ratings}}\n"
         ),
     )
     .unwrap();
@@ -176,12 +178,27 @@ async fn frontend(
     mesh_xds_client::Target,
     mesh_tower::Client,
 ) {
-    let me = identity(&w.cp, "frontend", FRONTEND_TOKEN, lifetime);
+    caller(w, "frontend", FRONTEND_TOKEN, lifetime).await
+}
+
+/// A calling workload `sa`: its identity, an xDS client on it, and the mesh client.
+async fn caller(
+    w: &World,
+    sa: &str,
+    token: &str,
+    lifetime: Option<Duration>,
+) -> (
+    IdentityClient,
+    XdsClient,
+    mesh_xds_client::Target,
+    mesh_tower::Client,
+) {
+    let me = identity(&w.cp, sa, token, lifetime);
     me.ready(Duration::from_secs(10))
         .await
-        .expect("frontend gets its certificate");
+        .expect("the caller gets its certificate");
     let xds = XdsClient::start(
-        Bootstrap::insecure(&w.cp.xds_addr().to_string(), "frontend"),
+        Bootstrap::insecure(&w.cp.xds_addr().to_string(), sa),
         Options {
             identity: Some(me.svid().clone()),
             backoff_base: Duration::from_millis(50),
@@ -205,16 +222,25 @@ async fn frontend(
 }
 
 async fn call(client: &mesh_tower::Client) -> Result<String, mesh_tower::client::Error> {
+    let (status, body) = call_path(client, "/reviews/1").await?;
+    assert_eq!(status, 200, "{body}");
+    Ok(body)
+}
+
+async fn call_path(
+    client: &mesh_tower::Client,
+    path: &str,
+) -> Result<(u16, String), mesh_tower::client::Error> {
     let resp = client
         .request(
-            http::Request::get(format!("http://{HOST}:9080/reviews/1"))
+            http::Request::get(format!("http://{HOST}:9080{path}"))
                 .body(Empty::<Bytes>::new())
                 .unwrap(),
         )
         .await?;
-    assert_eq!(resp.status(), 200);
+    let status = resp.status().as_u16();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Ok(String::from_utf8(body.to_vec()).unwrap())
+    Ok((status, String::from_utf8(body.to_vec()).unwrap()))
 }
 
 #[tokio::test]
@@ -417,4 +443,60 @@ async fn peer_authentication_from_xds_switches_the_server_live() {
     );
     assert_eq!(call(&client).await.unwrap(), id("frontend").to_string());
     assert_eq!(w.hits.load(Ordering::SeqCst), 3);
+}
+
+const ALLOW_FRONTEND: &str = r#"
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: reviews-readers, namespace: shop}
+spec:
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/shop/sa/frontend"]}}]
+    to: [{operation: {methods: [GET], paths: ["/reviews/*"]}}]
+"#;
+
+/// AuthorizationPolicy reaches the server as RBAC filters on its inbound listener: the allowed
+/// caller gets through on the allowed paths, another mesh identity is refused with a 403 that
+/// names why, and an edit that admits it applies to its next request.
+#[tokio::test]
+async fn authorization_policy_from_xds_allows_and_denies_by_identity() {
+    let w = world_with(None, ALLOW_FRONTEND, true).await;
+    server_has_chains(&w, 1).await;
+    let (_f, _fx, _ft, frontend) = frontend(&w, None).await;
+    let (_r, _rx, _rt, ratings) = caller(&w, "ratings", RATINGS_TOKEN, None).await;
+
+    assert_eq!(call(&frontend).await.unwrap(), id("frontend").to_string());
+    let (status, body) = call_path(&frontend, "/admin").await.unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (403, "RBAC: access denied: no ALLOW policy matched")
+    );
+    let (status, body) = call_path(&ratings, "/reviews/1").await.unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        w.hits.load(Ordering::SeqCst),
+        1,
+        "denied requests never reach the app"
+    );
+
+    let both = ALLOW_FRONTEND.replace(
+        r#"principals: ["cluster.local/ns/shop/sa/frontend"]"#,
+        r#"principals: ["cluster.local/ns/shop/sa/frontend", "cluster.local/ns/shop/sa/ratings"]"#,
+    );
+    std::fs::write(&w.config, config(w.server) + &both).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = call_path(&ratings, "/reviews/1").await.unwrap();
+        if status == 200 {
+            assert_eq!(body, id("ratings").to_string());
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the edit never applied: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

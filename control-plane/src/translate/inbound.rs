@@ -1,6 +1,7 @@
 //! Workloads → inbound listeners (gRFC A36): one per workload address, its chains following the
 //! `PeerAuthentication` that applies (workload, then namespace, then mesh-wide in the root
-//! namespace; `UNSET` inherits; the mesh default is `STRICT`).
+//! namespace; `UNSET` inherits; the mesh default is `STRICT`), and the workload's
+//! AuthorizationPolicies as RBAC HTTP filters before the router.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ pub const ROOT_NAMESPACE: &str = "istio-system";
 pub(crate) fn listeners(
     docs: &[Document],
     reg: &Registry<'_>,
+    trust_domain: &str,
 ) -> BTreeMap<String, Arc<InboundListener>> {
     let policies: Vec<(&Document, &PeerAuthentication)> = docs
         .iter()
@@ -31,10 +33,17 @@ pub(crate) fn listeners(
     for (addr, (ns, labels)) in reg.workloads_by_address() {
         let mode = mode_for(&policies, ns, labels, addr.port());
         let name = inbound_name(INBOUND_TEMPLATE, addr);
+        // Authorization (AuthorizationPolicy → RBAC filters: AUDIT, DENY, ALLOW), then the app.
+        let mut filters: Vec<InboundFilter> =
+            super::authz::rbac_filters(docs, ns, labels, trust_domain)
+                .into_iter()
+                .map(InboundFilter::Rbac)
+                .collect();
+        filters.push(InboundFilter::Router);
         let listener = InboundListener {
             name: name.clone(),
             address: addr,
-            filter_chains: FilterChain::for_mode(mode, addr.port(), vec![InboundFilter::Router]),
+            filter_chains: FilterChain::for_mode(mode, addr.port(), filters),
         };
         out.insert(name, Arc::new(listener));
     }

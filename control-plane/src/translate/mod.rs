@@ -113,7 +113,7 @@ pub fn build_in(docs: &[Document], trust_domain: &str) -> (MeshResources, Vec<Di
             }
         }
     }
-    out.inbound = inbound::listeners(docs, &reg);
+    out.inbound = inbound::listeners(docs, &reg, trust_domain);
     (out, diags)
 }
 

@@ -1,20 +1,32 @@
 //! [`serve_meshed`]: one call to serve an app as the control plane says.
 
+use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use mesh_core::Snapshot;
 use mesh_core::identity::Svid;
+use mesh_core::rbac::Rbac;
+use mesh_core::{MeshResources, Snapshot};
 use mesh_xds_client::XdsClient;
 use tokio::net::TcpListener;
+use tower::Layer;
 
 use super::{Acceptor, serve_with_shutdown};
+use crate::authz::AuthzLayer;
 use crate::client::BoxError;
 
-/// Serves `service` on `listener` with the workload's certificate from `identity`, following
-/// the inbound listener the control plane sends for the listener's address (gRFC A36: named by
+/// Serves `service` on `listener` with the workload's certificate from `identity`, as the
+/// inbound listener the control plane sends for the listener's address says (gRFC A36: named by
 /// the bootstrap's `server_listener_resource_name_template`, Istio's
-/// `xds.istio.io/grpc/lds/inbound/<ip>:<port>` by default): its PeerAuthentication mode applies
-/// to each new connection, live. Until the listener arrives the server is STRICT.
+/// `xds.istio.io/grpc/lds/inbound/<ip>:<port>` by default):
+///
+/// - its PeerAuthentication mode (the filter chain for the port: STRICT, PERMISSIVE, DISABLE)
+///   applies to each new connection;
+/// - its RBAC filters (AuthorizationPolicy) apply to each request — 403, or `grpc-status: 7`
+///   for gRPC — through [`AuthzLayer`].
+///
+/// Both follow config changes live. As A36 asks, nothing is accepted until the listener has
+/// arrived; if it is later removed, the last authorization policy and the acceptor's STRICT mode
+/// stay in force (never wider).
 ///
 /// Bind the address the control plane knows the workload by (its `WorkloadEntry` or
 /// `ServiceEntry` endpoint address), not a wildcard: the name is derived from it. Runs until
@@ -29,21 +41,74 @@ pub async fn serve_meshed<S, B, F>(
     S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
     F: std::future::Future<Output = ()>,
 {
-    let name = match listener.local_addr() {
-        Ok(addr) => xds.inbound_listener_name(addr),
+    let addr = match listener.local_addr() {
+        Ok(addr) => addr,
         Err(e) => {
             tracing::error!(error = %e, "serve_meshed: the listener has no local address");
             return;
         }
     };
+    let name = xds.inbound_listener_name(addr);
     // Held for as long as the server runs: the subscription keeps the listener coming.
     let _subscription = xds.subscribe(&name);
+    let resources = xds.state().resources().clone();
+    let mut watch = resources.watch();
+    tokio::pin!(shutdown);
+    loop {
+        if resources.load().inbound.contains_key(&name) {
+            break;
+        }
+        tracing::info!(listener = %name, "waiting for the inbound listener before serving");
+        tokio::select! {
+            _ = watch.changed() => {}
+            _ = &mut shutdown => return,
+        }
+    }
+    let filters = Snapshot::new(rbac_of(&resources.load(), &name, addr.port()).unwrap_or_default());
+    let sync = tokio::spawn(follow(
+        resources.clone(),
+        filters.clone(),
+        name.clone(),
+        addr.port(),
+    ));
     tracing::info!(listener = %name, "serving, following the inbound listener");
-    let acceptor = Acceptor::new(identity).inbound(xds.state().resources().clone(), name);
-    serve_with_shutdown(listener, acceptor, service, shutdown).await;
+    let acceptor = Acceptor::new(identity).inbound(resources, name);
+    let app = AuthzLayer::new(filters)
+        .with_local_port(addr.port())
+        .layer(service);
+    serve_with_shutdown(listener, acceptor, app, shutdown).await;
+    sync.abort();
+}
+
+/// The RBAC filters of the listener's chain for `port` (the TLS chain, else the plaintext one;
+/// the control plane gives every chain of a workload the same filters); `None` while the
+/// listener is absent.
+fn rbac_of(r: &MeshResources, name: &str, port: u16) -> Option<Vec<Rbac>> {
+    let l = r.inbound.get(name)?;
+    let chain = l
+        .chain_for(port, true)
+        .or_else(|| l.chain_for(port, false))?;
+    Some(chain.rbac())
+}
+
+async fn follow(
+    resources: Snapshot<MeshResources>,
+    filters: Snapshot<Vec<Rbac>>,
+    name: String,
+    port: u16,
+) {
+    let mut watch = resources.watch();
+    loop {
+        let r = watch.changed().await;
+        if let Some(next) = rbac_of(&r, &name, port)
+            && *filters.load_full() != next
+        {
+            tracing::info!(listener = %name, filters = next.len(), "authorization policy changed");
+            filters.store(next);
+        }
+    }
 }

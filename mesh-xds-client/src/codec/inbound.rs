@@ -145,6 +145,7 @@ fn chain(c: &FilterChain) -> PbChain {
 
 fn http_filter(f: &InboundFilter) -> HttpFilter {
     let (name, config) = match f {
+        InboundFilter::Rbac(r) => (super::RBAC_FILTER_NAME, super::encode_rbac(r)),
         InboundFilter::Router => (super::listener::ROUTER_FILTER, to_any(&Router::default())),
     };
     HttpFilter {

@@ -325,6 +325,18 @@ fn inbound_filters(ctx: &mut Ctx, at: &str, filters: Vec<HttpFilter>) -> Vec<Inb
             skip_or_reject(ctx, &at, None, is_optional, reason);
             continue;
         };
+        if type_name(&any.type_url) == type_name(crate::codec::RBAC_TYPE) {
+            if disabled {
+                ctx.error(
+                    join(&at, "disabled"),
+                    "an RBAC filter disabled by default would serve without the check",
+                );
+            } else if let Some(r) = super::rbac::rbac_filter(ctx, &join(&at, "typed_config"), &any)
+            {
+                out.push(InboundFilter::Rbac(r));
+            }
+            continue;
+        }
         let kind = FilterKind::of(&any);
         match kind {
             FilterKind::Router if !disabled => out.push(InboundFilter::Router),
