@@ -40,8 +40,9 @@ pub struct InboundListener {
     pub filter_chains: Vec<FilterChain>,
 }
 
-/// What a connection must look like to use a chain (Envoy's `FilterChainMatch`, the part A36
-/// reads plus `transport_protocol`).
+/// What a connection must look like to use a chain (Envoy's `FilterChainMatch`,
+/// `transport_protocol`). gRPC servers (A36) see every connection as `raw_buffer`: a PERMISSIVE
+/// listener serves them plaintext only, since its TLS chain never matches there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
@@ -94,9 +95,11 @@ impl FilterChain {
         port: u16,
         http_filters: Vec<InboundFilter>,
     ) -> Vec<FilterChain> {
+        // No destination_port: the listener is per address and port already, and gRPC (A36)
+        // never matches a chain that sets one.
         let chain = |name: &str, transport, tls| FilterChain {
             name: format!("inbound|{port}|{name}"),
-            destination_port: Some(port),
+            destination_port: None,
             transport,
             tls,
             http_filters: http_filters.clone(),
@@ -212,7 +215,9 @@ mod tests {
             strict.chain_for(9080, false).unwrap().tls.is_some(),
             "plaintext meets a TLS chain, and fails its handshake"
         );
-        assert!(strict.chain_for(9081, true).is_none());
+        let mut pinned = strict.clone();
+        pinned.filter_chains[0].destination_port = Some(9080);
+        assert!(pinned.chain_for(9081, true).is_none(), "a chain for another port");
         let permissive = l(MtlsMode::Permissive);
         assert!(permissive.chain_for(9080, true).unwrap().tls.is_some());
         assert!(permissive.chain_for(9080, false).unwrap().tls.is_none());

@@ -19,6 +19,7 @@ import sys
 import time
 
 import grpc
+import grpc.experimental
 
 METHOD = "/mesh.test.echo.v1.Echo/Echo"
 CALL_TIMEOUT_SECS = 5.0
@@ -55,10 +56,11 @@ def encode_echo_request(message):
     return b"\x0a" + encode_varint(len(data)) + data
 
 
-def decode_echo_reply_backend(buf):
-    """Returns EchoReply.backend (field 2), skipping every other field."""
+def decode_echo_reply(buf):
+    """Returns (EchoReply.backend, EchoReply.message): fields 2 and 1."""
     pos = 0
     backend = ""
+    message = ""
     while pos < len(buf):
         key, pos = decode_varint(buf, pos)
         field, wire_type = key >> 3, key & 0x7
@@ -72,11 +74,13 @@ def decode_echo_reply_backend(buf):
             pos += length
             if field == 2:
                 backend = value.decode("utf-8")
+            elif field == 1:
+                message = value.decode("utf-8")
         elif wire_type == 5:
             pos += 4
         else:
             raise ValueError(f"unsupported wire type {wire_type}")
-    return backend
+    return backend, message
 
 
 def emit(obj):
@@ -90,6 +94,11 @@ def main():
     parser.add_argument("--duration-secs", type=float, help="stop after this many seconds")
     parser.add_argument("--interval-ms", type=float, default=0.0, help="pause between calls")
     parser.add_argument("--message", default="hello", help="EchoRequest.message")
+    parser.add_argument(
+        "--xds-creds",
+        action="store_true",
+        help="use xDS channel credentials (mTLS as the cluster's transport_socket says)",
+    )
     args = parser.parse_args()
     if (args.calls is None) == (args.duration_secs is None):
         parser.error("give exactly one of --calls and --duration-secs")
@@ -97,7 +106,12 @@ def main():
     request = encode_echo_request(args.message)
     counts = {}
     calls = ok = errors = 0
-    with grpc.insecure_channel(args.target) as channel:
+    if args.xds_creds:
+        creds = grpc.xds_channel_credentials(grpc.experimental.insecure_channel_credentials())
+        channel = grpc.secure_channel(args.target, creds)
+    else:
+        channel = grpc.insecure_channel(args.target)
+    with channel:
         echo = channel.unary_unary(
             METHOD, request_serializer=None, response_deserializer=None
         )
@@ -113,10 +127,10 @@ def main():
                 # Only the first call waits for the channel (xDS resolution, connection);
                 # later calls must fail fast when the mesh has no usable backend.
                 reply = echo(request, timeout=CALL_TIMEOUT_SECS, wait_for_ready=(calls == 0))
-                backend = decode_echo_reply_backend(reply)
+                backend, message = decode_echo_reply(reply)
                 counts[backend] = counts.get(backend, 0) + 1
                 ok += 1
-                emit({"t": round(t, 4), "backend": backend, "error": None})
+                emit({"t": round(t, 4), "backend": backend, "message": message, "error": None})
             except grpc.RpcError as err:
                 errors += 1
                 emit({"t": round(t, 4), "backend": None, "error": f"{err.code().name}: {err.details()}"})

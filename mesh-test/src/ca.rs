@@ -215,3 +215,57 @@ impl TestCa {
         }
     }
 }
+
+/// Files a gRPC `file_watcher` certificate provider reads, written from `svid` into `dir` with
+/// `prefix`: the chain (leaf first), the PKCS#8 key, and the trust bundle, as PEM.
+#[derive(Debug, Clone)]
+pub struct SvidFiles {
+    /// `certificate_file`.
+    pub cert_chain: std::path::PathBuf,
+    /// `private_key_file`.
+    pub key: std::path::PathBuf,
+    /// `ca_certificate_file`.
+    pub roots: std::path::PathBuf,
+}
+
+impl SvidFiles {
+    /// Writes the three files.
+    pub fn write(dir: &std::path::Path, prefix: &str, svid: &Svid) -> SvidFiles {
+        let pems = |label: &str, ders: &[Vec<u8>]| {
+            ders.iter()
+                .map(|d| pem::encode(&pem::Pem::new(label, d.clone())))
+                .collect::<String>()
+        };
+        let files = SvidFiles {
+            cert_chain: dir.join(format!("{prefix}-cert-chain.pem")),
+            key: dir.join(format!("{prefix}-key.pem")),
+            roots: dir.join(format!("{prefix}-root-cert.pem")),
+        };
+        let write = |p: &std::path::Path, text: String| {
+            std::fs::write(p, text).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()))
+        };
+        write(&files.cert_chain, pems("CERTIFICATE", &svid.chain));
+        write(
+            &files.key,
+            pems("PRIVATE KEY", std::slice::from_ref(&svid.key)),
+        );
+        write(&files.roots, pems("CERTIFICATE", &svid.bundle));
+        files
+    }
+
+    /// The bootstrap's `certificate_providers` with these files as instance `default` (the
+    /// instance name the control plane's clusters and inbound listeners refer to).
+    pub fn certificate_providers(&self) -> serde_json::Value {
+        serde_json::json!({
+            "default": {
+                "plugin_name": "file_watcher",
+                "config": {
+                    "certificate_file": self.cert_chain,
+                    "private_key_file": self.key,
+                    "ca_certificate_file": self.roots,
+                    "refresh_interval": "600s",
+                },
+            },
+        })
+    }
+}

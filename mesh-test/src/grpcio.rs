@@ -38,7 +38,20 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// The node is `{id: node_id, cluster: "grpcio-interop", locality: {zone: "z1"}}`; the one xDS
 /// server is `xds_addr` over plaintext, speaking xDS v3.
 pub fn write_bootstrap(dir: &Path, xds_addr: SocketAddr, node_id: &str) -> PathBuf {
-    let bootstrap = json!({
+    write_bootstrap_with(dir, xds_addr, node_id, json!({}))
+}
+
+/// As [`write_bootstrap`], with `extra` top-level fields merged in (for example
+/// `certificate_providers` and `server_listener_resource_name_template`); the file is
+/// `<node_id>.bootstrap.json` when `extra` is not empty, so several can share `dir`.
+pub fn write_bootstrap_with(
+    dir: &Path,
+    xds_addr: SocketAddr,
+    node_id: &str,
+    extra: Value,
+) -> PathBuf {
+    let named = extra.as_object().is_some_and(|o| !o.is_empty());
+    let mut bootstrap = json!({
         "xds_servers": [{
             "server_uri": xds_addr.to_string(),
             "channel_creds": [{ "type": "insecure" }],
@@ -51,7 +64,16 @@ pub fn write_bootstrap(dir: &Path, xds_addr: SocketAddr, node_id: &str) -> PathB
             "metadata": {},
         },
     });
-    let path = dir.join("bootstrap.json");
+    if let (Some(b), Some(e)) = (bootstrap.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    let path = if named {
+        dir.join(format!("{node_id}.bootstrap.json"))
+    } else {
+        dir.join("bootstrap.json")
+    };
     let text = serde_json::to_vec_pretty(&bootstrap).expect("bootstrap serializes");
     std::fs::write(&path, text)
         .unwrap_or_else(|e| panic!("cannot write gRPC bootstrap {}: {e}", path.display()));
@@ -101,6 +123,9 @@ pub struct CallResult {
     pub t: f64,
     /// The backend that answered (`EchoReply.backend`), if the call succeeded.
     pub backend: Option<String>,
+    /// `EchoReply.message` of a successful call (the grpcio server puts the caller's URI SANs
+    /// there).
+    pub message: Option<String>,
     /// `"<STATUS_CODE>: <details>"` if the call failed.
     pub error: Option<String>,
 }
@@ -168,6 +193,29 @@ impl GrpcioClient {
     /// can change the mesh's config while it runs. Call times are relative to this moment
     /// ([`GrpcioClient::started`]).
     pub async fn spawn(target: &str, bootstrap: Option<&Path>, load: Load) -> GrpcioClient {
+        Self::spawn_with(target, bootstrap, load, &[]).await
+    }
+
+    /// As [`GrpcioClient::run`], with extra script arguments (e.g. `--xds-creds`).
+    pub async fn run_with(
+        target: &str,
+        bootstrap: Option<&Path>,
+        load: Load,
+        args: &[&str],
+    ) -> CallResults {
+        Self::spawn_with(target, bootstrap, load, args)
+            .await
+            .finish()
+            .await
+    }
+
+    /// As [`GrpcioClient::spawn`], with extra script arguments.
+    pub async fn spawn_with(
+        target: &str,
+        bootstrap: Option<&Path>,
+        load: Load,
+        args: &[&str],
+    ) -> GrpcioClient {
         let python = std::env::var_os(PYTHON_ENV).unwrap_or_else(|| {
             panic!(
                 "{PYTHON_ENV} is not set: run the tests through scripts/test.sh, which installs \
@@ -179,6 +227,7 @@ impl GrpcioClient {
             .arg(CLIENT_SCRIPT)
             .args(["--target", target])
             .args(load.args())
+            .args(args)
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -296,6 +345,7 @@ fn parse_output(lines: &[String], stderr: String) -> CallResults {
         calls.push(CallResult {
             t,
             backend: value["backend"].as_str().map(str::to_owned),
+            message: value["message"].as_str().map(str::to_owned),
             error: value["error"].as_str().map(str::to_owned),
         });
     }
@@ -309,4 +359,66 @@ fn parse_output(lines: &[String], stderr: String) -> CallResults {
         "grpc_client.py summary disagrees with its call lines: {summary}"
     );
     CallResults { calls, stderr }
+}
+
+/// The server script run by [`GrpcioServer`].
+pub const SERVER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/grpc_xds_server.py");
+
+/// The stock Python gRPC server as an xDS-enabled server (gRFC A36): `interop/grpc_xds_server.py`
+/// listening on an address with xDS server credentials, its inbound listener (mTLS mode, RBAC)
+/// from the control plane in `bootstrap`. Its Echo replies name the caller's URI SANs. Killed
+/// on drop.
+#[derive(Debug)]
+pub struct GrpcioServer {
+    child: Child,
+    /// The address it serves.
+    pub addr: SocketAddr,
+}
+
+impl GrpcioServer {
+    /// Starts the server on `addr` as `backend`, and returns once it serves.
+    pub async fn spawn(addr: SocketAddr, backend: &str, bootstrap: &Path) -> GrpcioServer {
+        let python = std::env::var_os(PYTHON_ENV).unwrap_or_else(|| {
+            panic!("{PYTHON_ENV} is not set: run the tests through scripts/test.sh")
+        });
+        let mut command = Command::new(&python);
+        command
+            .arg(SERVER_SCRIPT)
+            .args(["--address", &addr.to_string(), "--backend", backend])
+            .env("PYTHONUNBUFFERED", "1")
+            .env("GRPC_XDS_BOOTSTRAP", bootstrap)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if std::env::var_os("GRPC_VERBOSITY").is_none() {
+            command.env("GRPC_VERBOSITY", "ERROR");
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {SERVER_SCRIPT}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let serving = tokio::time::timeout(STARTUP_TIMEOUT, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("\"event\": \"serving\"") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        if serving != Ok(true) {
+            let _ = child.kill().await;
+            let stderr = read_stderr(child.stderr.take()).await;
+            panic!("grpc_xds_server.py did not start serving on {addr}:\n{stderr}");
+        }
+        GrpcioServer { child, addr }
+    }
+
+    /// Stops the server and returns what it wrote on stderr.
+    pub async fn stop(mut self) -> String {
+        let _ = self.child.kill().await;
+        read_stderr(self.child.stderr.take()).await
+    }
 }

@@ -5,23 +5,22 @@
 //! catch-all route has a `non_forwarding_action` (the request goes to the application, as A36
 //! requires for servers). TLS chains carry a `DownstreamTlsContext` naming the workload's
 //! certificate-provider instances (gRFC A29) and `require_client_certificate` for mTLS.
-//! Permissive chains match `transport_protocol` `tls` / `raw_buffer`, and the listener then has
-//! Envoy's TLS inspector.
+//! Permissive chains match `transport_protocol` `tls` / `raw_buffer`. The listener carries no
+//! `listener_filters` (gRPC NACKs any, A36), so an Envoy consuming a PERMISSIVE listener needs its
+//! own TLS inspector; gRPC servers match every connection as `raw_buffer`.
 
 use envoy_types::pb::envoy::config::core::v3::{
     Address, SocketAddress, TransportSocket, address, socket_address::PortSpecifier,
     transport_socket,
 };
 use envoy_types::pb::envoy::config::listener::v3::{
-    Filter, FilterChain as PbChain, FilterChainMatch, Listener, ListenerFilter, filter,
-    listener_filter,
+    Filter, FilterChain as PbChain, FilterChainMatch, Listener, filter,
 };
 use envoy_types::pb::envoy::config::route::v3::{
     NonForwardingAction, Route, RouteConfiguration, RouteMatch, VirtualHost, route,
     route_match::PathSpecifier,
 };
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
-use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, http_connection_manager::RouteSpecifier,
     http_filter::ConfigType,
@@ -37,15 +36,9 @@ use super::{IDENTITY_CERT, IDENTITY_PROVIDER, ROOT_CERT, TLS_TRANSPORT_SOCKET, t
 
 /// The network filter name of the HTTP connection manager.
 pub(super) const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
-/// Envoy's TLS inspector listener filter, which sets `transport_protocol`.
-const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
 
 /// Encodes an inbound listener.
 pub fn encode_inbound(l: &InboundListener) -> Listener {
-    let inspect = l
-        .filter_chains
-        .iter()
-        .any(|c| c.transport != Transport::Any);
     Listener {
         name: l.name.clone(),
         address: Some(Address {
@@ -56,16 +49,6 @@ pub fn encode_inbound(l: &InboundListener) -> Listener {
             })),
         }),
         filter_chains: l.filter_chains.iter().map(chain).collect(),
-        listener_filters: inspect
-            .then(|| ListenerFilter {
-                name: TLS_INSPECTOR.into(),
-                config_type: Some(listener_filter::ConfigType::TypedConfig(to_any(
-                    &TlsInspector::default(),
-                ))),
-                ..Default::default()
-            })
-            .into_iter()
-            .collect(),
         traffic_direction: envoy_types::pb::envoy::config::core::v3::TrafficDirection::Inbound
             as i32,
         ..Default::default()

@@ -33,8 +33,8 @@ const DOWNSTREAM_TLS_TYPE: &str = "envoy.extensions.transport_sockets.tls.v3.Dow
 /// `transport_socket` with a `DownstreamTlsContext` naming certificate-provider instances.
 /// Matching on sources, server names or application protocols, other network filters, and TLS
 /// settings we cannot honour are errors (a chain that applies more widely than written, or a
-/// weaker TLS, must not be served); `listener_filters` and the other listener fields are not
-/// read.
+/// weaker TLS, must not be served), as are `listener_filters` (as in gRPC, A36); the other
+/// listener fields are not read.
 ///
 /// # Errors
 /// [`DecodeError::WrongType`] / [`DecodeError::Malformed`] for an `Any` that is not a
@@ -44,6 +44,12 @@ pub fn decode_inbound_listener(any: &Any) -> Result<Decoded<InboundListener>, De
     let mut ctx = Ctx::new("Listener", &pb.name);
     if pb.use_original_dst.is_some_and(|b| b.value) {
         ctx.error("use_original_dst", "not supported by proxyless servers");
+    }
+    if !pb.listener_filters.is_empty() {
+        ctx.error(
+            "listener_filters",
+            "not supported on proxyless servers (gRPC NACKs them too, A36)",
+        );
     }
     if pb.api_listener.is_some() {
         ctx.error(
