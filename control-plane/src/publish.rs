@@ -48,13 +48,18 @@ impl ConfigStatus {
 
 /// Loads and translates every document in `dir`.
 pub fn compile_dir(dir: &Path) -> (MeshResources, Vec<Diagnostic>, usize) {
-    compile_dir_in(dir, translate::DEFAULT_TRUST_DOMAIN)
+    compile_dir_in(dir, translate::DEFAULT_TRUST_DOMAIN, &[])
 }
 
-/// As [`compile_dir`], with workload identities in `trust_domain`.
-pub fn compile_dir_in(dir: &Path, trust_domain: &str) -> (MeshResources, Vec<Diagnostic>, usize) {
+/// As [`compile_dir`], with workload identities in `trust_domain` and inbound listeners for the
+/// servers that described themselves over xDS (`nodes`).
+pub fn compile_dir_in(
+    dir: &Path,
+    trust_domain: &str,
+    nodes: &[crate::xds::NodeWorkload],
+) -> (MeshResources, Vec<Diagnostic>, usize) {
     let loaded = config::load_dir(dir);
-    let (resources, mut diags) = translate::build_in(&loaded.documents, trust_domain);
+    let (resources, mut diags) = translate::build_with(&loaded.documents, trust_domain, nodes);
     let mut all = loaded.diagnostics;
     all.append(&mut diags);
     let rejected: std::collections::BTreeSet<_> = all

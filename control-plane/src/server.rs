@@ -144,13 +144,19 @@ impl ControlPlane {
                 |ca| ca.trust_domain().to_string(),
             );
             let mut fp = watch::fingerprint(&dir);
-            reload_into(&dir, &trust_domain, &snapshot, &config).await;
+            let nodes = registry.workloads().clone();
+            reload_into(&dir, &trust_domain, &nodes.all(), &snapshot, &config).await;
             let (snapshot, config) = (snapshot.clone(), config.clone());
             let (poll, debounce) = (opts.poll_interval, opts.debounce);
+            let mut nodes_changed = nodes.watch();
             cp.tasks.push(tokio::spawn(async move {
                 loop {
-                    fp = watch::next_change(&dir, &fp, poll, debounce).await;
-                    reload_into(&dir, &trust_domain, &snapshot, &config).await;
+                    // A config edit, or a server that (dis)connected and described itself.
+                    tokio::select! {
+                        next = watch::next_change(&dir, &fp, poll, debounce) => fp = next,
+                        _ = nodes_changed.changed() => {}
+                    }
+                    reload_into(&dir, &trust_domain, &nodes.all(), &snapshot, &config).await;
                 }
             }));
         }
@@ -272,11 +278,13 @@ impl Drop for ControlPlane {
 async fn reload_into(
     dir: &std::path::Path,
     trust_domain: &str,
+    nodes: &[crate::xds::NodeWorkload],
     snapshot: &Snapshot<XdsSnapshot>,
     config: &Snapshot<ConfigStatus>,
 ) {
-    let (d, td) = (dir.to_path_buf(), trust_domain.to_string());
-    let compiled = tokio::task::spawn_blocking(move || publish::compile_dir_in(&d, &td)).await;
+    let (d, td, nodes) = (dir.to_path_buf(), trust_domain.to_string(), nodes.to_vec());
+    let compiled =
+        tokio::task::spawn_blocking(move || publish::compile_dir_in(&d, &td, &nodes)).await;
     let Ok((resources, diags, accepted)) = compiled else {
         tracing::error!(dir = %dir.display(), "config load panicked; keeping the last good config");
         return;

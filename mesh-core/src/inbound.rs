@@ -217,7 +217,10 @@ mod tests {
         );
         let mut pinned = strict.clone();
         pinned.filter_chains[0].destination_port = Some(9080);
-        assert!(pinned.chain_for(9081, true).is_none(), "a chain for another port");
+        assert!(
+            pinned.chain_for(9081, true).is_none(),
+            "a chain for another port"
+        );
         let permissive = l(MtlsMode::Permissive);
         assert!(permissive.chain_for(9080, true).unwrap().tls.is_some());
         assert!(permissive.chain_for(9080, false).unwrap().tls.is_none());

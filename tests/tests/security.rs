@@ -121,8 +121,14 @@ async fn world_with(lifetime: Option<Duration>, extra: &str, meshed: bool) -> Wo
         async move { Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(body)))) }
     });
     let (serve, reviews_xds) = if meshed {
+        // Its bootstrap's node metadata carries its labels, as Istio's proxyless bootstrap does.
+        let mut bootstrap = Bootstrap::insecure(&cp.xds_addr().to_string(), "reviews");
+        bootstrap
+            .node
+            .metadata
+            .insert("LABELS".into(), serde_json::json!({"app": "reviews"}));
         let xds = XdsClient::start(
-            Bootstrap::insecure(&cp.xds_addr().to_string(), "reviews"),
+            bootstrap,
             Options {
                 identity: Some(reviews.svid().clone()),
                 backoff_base: Duration::from_millis(50),
@@ -499,4 +505,31 @@ async fn authorization_policy_from_xds_allows_and_denies_by_identity() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A server known only by its own xDS connection: the AuthorizationPolicy selects it by a label
+/// that exists nowhere in the config, only in the server's bootstrap node metadata (gRFC A36).
+#[tokio::test]
+async fn a_policy_selects_a_server_by_the_labels_its_node_metadata_carries() {
+    let by_label = ALLOW_FRONTEND.replace(
+        "spec:\n  action: ALLOW",
+        "spec:\n  selector: {matchLabels: {app: reviews}}\n  action: ALLOW",
+    );
+    let w = world_with(None, &by_label, true).await;
+    server_has_chains(&w, 1).await;
+    let (_f, _fx, _ft, frontend) = frontend(&w, None).await;
+    let (_r, _rx, _rt, ratings) = caller(&w, "ratings", RATINGS_TOKEN, None).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = call_path(&ratings, "/reviews/1").await.unwrap();
+        if status == 403 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the label-selected policy never applied: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(call(&frontend).await.unwrap(), id("frontend").to_string());
 }

@@ -4,6 +4,8 @@
 //! AuthorizationPolicies as RBAC HTTP filters before the router.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use mesh_core::inbound::{
@@ -12,6 +14,7 @@ use mesh_core::inbound::{
 
 use super::registry::Registry;
 use crate::config::{Document, Kind, PeerAuthentication};
+use crate::xds::NodeWorkload;
 
 /// Istio's root namespace: policies there apply to the whole mesh.
 pub const ROOT_NAMESPACE: &str = "istio-system";
@@ -21,6 +24,7 @@ pub(crate) fn listeners(
     docs: &[Document],
     reg: &Registry<'_>,
     trust_domain: &str,
+    nodes: &[NodeWorkload],
 ) -> BTreeMap<String, Arc<InboundListener>> {
     let policies: Vec<(&Document, &PeerAuthentication)> = docs
         .iter()
@@ -29,8 +33,29 @@ pub(crate) fn listeners(
             _ => None,
         })
         .collect();
+    // Workloads from the config, then servers known only from their xDS connection; a node's
+    // labels add to a configured workload's (the config wins on a conflict).
+    let mut workloads: BTreeMap<SocketAddr, (String, BTreeMap<String, String>)> = reg
+        .workloads_by_address()
+        .into_iter()
+        .map(|(a, (ns, labels))| (a, (ns.to_string(), labels.clone())))
+        .collect();
+    for n in nodes {
+        match workloads.entry(n.address) {
+            Entry::Occupied(mut e) => {
+                let labels = &mut e.get_mut().1;
+                for (k, v) in &n.labels {
+                    labels.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            Entry::Vacant(e) => {
+                e.insert((n.namespace.clone(), n.labels.clone()));
+            }
+        }
+    }
     let mut out = BTreeMap::new();
-    for (addr, (ns, labels)) in reg.workloads_by_address() {
+    for (addr, (ns, labels)) in &workloads {
+        let (addr, ns) = (*addr, ns.as_str());
         let mode = mode_for(&policies, ns, labels, addr.port());
         let name = inbound_name(INBOUND_TEMPLATE, addr);
         // Authorization (AuthorizationPolicy → RBAC filters: AUDIT, DENY, ALLOW), then the app.

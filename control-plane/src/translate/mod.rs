@@ -56,6 +56,16 @@ pub use inbound::ROOT_NAMESPACE;
 
 /// As [`build`], with the identities of `ISTIO_MUTUAL` clusters in `trust_domain`.
 pub fn build_in(docs: &[Document], trust_domain: &str) -> (MeshResources, Vec<Diagnostic>) {
+    build_with(docs, trust_domain, &[])
+}
+
+/// As [`build_in`], with inbound listeners also for the servers that described themselves over
+/// xDS ([`crate::xds::NodeWorkloads`]).
+pub fn build_with(
+    docs: &[Document],
+    trust_domain: &str,
+    nodes: &[crate::xds::NodeWorkload],
+) -> (MeshResources, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     authz::check(docs, &mut diags);
     let reg = Registry::build(docs, &mut diags);
@@ -113,7 +123,7 @@ pub fn build_in(docs: &[Document], trust_domain: &str) -> (MeshResources, Vec<Di
             }
         }
     }
-    out.inbound = inbound::listeners(docs, &reg, trust_domain);
+    out.inbound = inbound::listeners(docs, &reg, trust_domain, nodes);
     (out, diags)
 }
 

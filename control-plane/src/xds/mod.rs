@@ -4,6 +4,7 @@ mod cache;
 mod delta;
 mod sotw;
 mod status;
+mod workloads;
 
 use std::pin::Pin;
 
@@ -24,6 +25,7 @@ pub use cache::{Subscription, TYPES, XdsResource, XdsSnapshot, is_full_state_typ
 pub use status::{
     ClientHandle, ClientRegistry, ClientStatus, ResourceStatus, StreamKind, TypeStatus,
 };
+pub use workloads::{NodeWorkload, NodeWorkloads};
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 

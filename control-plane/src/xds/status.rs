@@ -12,12 +12,14 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use super::cache::{Subscription, short_type};
+use super::workloads::{NodeFacts, NodeWorkloads};
 
 /// All connected clients.
 #[derive(Debug, Clone, Default)]
 pub struct ClientRegistry {
     clients: Arc<Mutex<BTreeMap<u64, Arc<Mutex<ClientStatus>>>>>,
     next_id: Arc<AtomicU64>,
+    workloads: NodeWorkloads,
 }
 
 /// The protocol variant of a stream.
@@ -89,6 +91,7 @@ pub struct ResourceStatus {
 impl ClientRegistry {
     /// Registers a new stream; the returned handle deregisters on drop.
     pub fn register(&self, stream: StreamKind, peer: Option<String>) -> ClientHandle {
+        let peer_id = peer.as_deref().and_then(|p| p.parse().ok());
         let connection = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let connected_at = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -111,7 +114,14 @@ impl ClientRegistry {
             registry: self.clone(),
             connection,
             status,
+            peer: peer_id,
+            facts: Mutex::new(NodeFacts::default()),
         }
+    }
+
+    /// The servers the connected clients described (gRFC A36 subscriptions + node metadata).
+    pub fn workloads(&self) -> &NodeWorkloads {
+        &self.workloads
     }
 
     /// A copy of every client's status, in connection order.
@@ -135,11 +145,16 @@ pub struct ClientHandle {
     registry: ClientRegistry,
     connection: u64,
     status: Arc<Mutex<ClientStatus>>,
+    /// The verified identity of an mTLS client.
+    peer: Option<mesh_core::identity::SpiffeId>,
+    /// Who the node is, for the server workloads it describes.
+    facts: Mutex<NodeFacts>,
 }
 
 impl ClientHandle {
     /// Records the node from the first request that carries one.
     pub fn set_node(&self, node: &envoy_types::pb::envoy::config::core::v3::Node) {
+        *lock(&self.facts) = NodeFacts::new(node, self.peer.as_ref());
         let mut s = lock(&self.status);
         s.node_id = node.id.clone();
         s.node_cluster = node.cluster.clone();
@@ -169,6 +184,11 @@ impl ClientHandle {
 
     /// Records the current subscription of a type.
     pub fn subscribed(&self, type_url: &str, sub: &Subscription) {
+        if type_url == mesh_xds_client::codec::LISTENER_TYPE {
+            let names: Vec<String> = sub.names.iter().cloned().collect();
+            let facts = lock(&self.facts).clone();
+            self.registry.workloads.set(self.connection, &facts, &names);
+        }
         let mut s = lock(&self.status);
         let t = s.types.entry(short_type(type_url)).or_default();
         t.wildcard = sub.wildcard;
@@ -280,6 +300,7 @@ impl ClientHandle {
 impl Drop for ClientHandle {
     fn drop(&mut self) {
         lock(&self.registry.clients).remove(&self.connection);
+        self.registry.workloads.remove(self.connection);
         metrics::gauge!("mesh_xds_connected_clients").decrement(1.0);
     }
 }
