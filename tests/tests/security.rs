@@ -533,3 +533,57 @@ async fn a_policy_selects_a_server_by_the_labels_its_node_metadata_carries() {
     }
     assert_eq!(call(&frontend).await.unwrap(), id("frontend").to_string());
 }
+
+/// The CA is down when the workload starts: the identity client keeps retrying with backoff,
+/// reports why it has no certificate, and gets one as soon as the control plane comes up.
+#[tokio::test]
+async fn a_ca_outage_is_retried_until_the_ca_answers() {
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let me = IdentityClient::start(
+        IdentityOptions::new(
+            format!("http://{addr}"),
+            id("frontend"),
+            Token::Inline(FRONTEND_TOKEN.into()),
+        )
+        .with_backoff(Duration::from_millis(50), Duration::from_millis(200)),
+    );
+    let err = me.ready(Duration::from_millis(500)).await.unwrap_err();
+    assert!(
+        err.to_string().contains("unreachable"),
+        "the error says the CA is unreachable: {err}"
+    );
+    assert!(matches!(
+        me.last_error(),
+        Some(mesh_xds_client::identity::IdentityError::Unreachable { .. })
+    ));
+
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(
+        &tokens,
+        format!(
+            "tokens:\n- {{token: {FRONTEND_TOKEN}, namespace: shop, serviceAccount: frontend}}\n"
+        ),
+    )
+    .unwrap();
+    let _cp = ControlPlane::start(CpOptions {
+        xds_addr: addr,
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        ca: Some(CaOptions {
+            token_file: Some(tokens),
+            ..CaOptions::default()
+        }),
+        ..CpOptions::default()
+    })
+    .await
+    .expect("control plane starts on the reserved port");
+    let svid = me
+        .ready(Duration::from_secs(10))
+        .await
+        .expect("a certificate once the CA is up");
+    assert_eq!(svid.id, id("frontend"));
+    assert!(me.last_error().is_none());
+}
