@@ -82,6 +82,12 @@ pub struct DownstreamTls {
 pub enum InboundFilter {
     /// `envoy.filters.http.rbac`: authorization (AuthorizationPolicy), in chain order.
     Rbac(crate::rbac::Rbac),
+    /// `envoy.filters.http.fault` with its filter-level config: delays and aborts for inbound
+    /// requests.
+    Fault(crate::route::FaultPolicy),
+    /// `envoy.filters.http.local_ratelimit` with its filter-level token bucket: one bucket for
+    /// all of the chain's requests, 429 when empty.
+    RateLimit(crate::route::LocalRateLimit),
     /// `envoy.filters.http.router` with a catch-all `non_forwarding_action` route: hand the
     /// request to the application.
     Router,
@@ -138,9 +144,25 @@ impl FilterChain {
             .iter()
             .filter_map(|f| match f {
                 InboundFilter::Rbac(r) => Some(r.clone()),
-                InboundFilter::Router => None,
+                _ => None,
             })
             .collect()
+    }
+
+    /// The chain's fault filter config, if any (the first).
+    pub fn fault(&self) -> Option<&crate::route::FaultPolicy> {
+        self.http_filters.iter().find_map(|f| match f {
+            InboundFilter::Fault(p) => Some(p),
+            _ => None,
+        })
+    }
+
+    /// The chain's local rate limit, if any (the first).
+    pub fn rate_limit(&self) -> Option<&crate::route::LocalRateLimit> {
+        self.http_filters.iter().find_map(|f| match f {
+            InboundFilter::RateLimit(r) => Some(r),
+            _ => None,
+        })
     }
 }
 

@@ -587,3 +587,124 @@ async fn a_ca_outage_is_retried_until_the_ca_answers() {
     assert_eq!(svid.id, id("frontend"));
     assert!(me.last_error().is_none());
 }
+
+/// An inbound listener's fault and local rate limit filters (standard `envoy.filters.http.fault`
+/// and `local_ratelimit` configs, published over xDS) apply to the server's requests, live,
+/// through the same fault decisions and token bucket the client stack uses.
+#[tokio::test]
+async fn inbound_rate_limit_and_fault_filters_apply_live() {
+    use mesh_core::Percent;
+    use mesh_core::inbound::{FilterChain, InboundFilter, InboundListener, MtlsMode};
+    use mesh_core::route::{AbortStatus, FaultAbort, FaultPolicy, LocalRateLimit};
+
+    let cp = ControlPlane::start(CpOptions {
+        xds_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        ..CpOptions::default()
+    })
+    .await
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let xds = XdsClient::start(
+        Bootstrap::insecure(&cp.xds_addr().to_string(), "server"),
+        Options {
+            backoff_base: Duration::from_millis(50),
+            ..Options::default()
+        },
+    );
+    let name = xds.inbound_listener_name(addr);
+    let publish = |filters: Vec<InboundFilter>| {
+        let mut r = mesh_core::MeshResources::default();
+        let l = InboundListener {
+            name: name.clone(),
+            address: addr,
+            filter_chains: FilterChain::for_mode(MtlsMode::Disable, addr.port(), filters),
+        };
+        r.inbound.insert(name.clone(), l.into());
+        cp.publish(r);
+    };
+    publish(vec![
+        InboundFilter::RateLimit(LocalRateLimit {
+            max_tokens: 2,
+            tokens_per_fill: 1,
+            fill_interval: Duration::from_secs(3600),
+        }),
+        InboundFilter::Router,
+    ]);
+    let app = tower::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(b"app"))))
+    });
+    let (x, none) = (xds.clone(), mesh_core::Snapshot::new(None));
+    tokio::spawn(async move {
+        server::serve_meshed(listener, &x, none, app, std::future::pending()).await;
+    });
+
+    let get = |addr: SocketAddr| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let plain =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http::<Empty<Bytes>>();
+            let req = http::Request::get(format!("http://{addr}/"))
+                .body(Empty::new())
+                .unwrap();
+            match plain.request(req).await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let retry_after = resp.headers().contains_key("retry-after");
+                    let body = resp.into_body().collect().await.unwrap().to_bytes();
+                    return (
+                        status,
+                        retry_after,
+                        String::from_utf8_lossy(&body).into_owned(),
+                    );
+                }
+                // Not serving until its listener arrived.
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    assert_eq!(get(addr).await.0, 200);
+    assert_eq!(get(addr).await.0, 200);
+    let (status, retry_after, _) = get(addr).await;
+    assert_eq!(
+        (status, retry_after),
+        (429, true),
+        "the bucket of 2 is empty"
+    );
+
+    publish(vec![
+        InboundFilter::Fault(FaultPolicy {
+            delay: None,
+            abort: Some(FaultAbort {
+                status: AbortStatus::Http(503),
+                percent: Percent::ALL,
+            }),
+            headers: Vec::new(),
+        }),
+        InboundFilter::Router,
+    ]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while get(addr).await.0 != 503 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the fault never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    publish(vec![InboundFilter::Router]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _, body) = get(addr).await;
+        if status == 200 {
+            assert_eq!(body, "app");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -34,11 +34,13 @@
 mod accept;
 mod error;
 mod layer;
+mod local;
 mod meshed;
 mod serve;
 
 pub use accept::{Acceptor, DEFAULT_HANDSHAKE_TIMEOUT, PeerAuthMode, ServerStream};
 pub use error::AcceptError;
 pub use layer::{AddPeerIdentity, PeerIdentityLayer};
+pub use local::{LocalBody, LocalFuture, LocalPolicy, LocalPolicyLayer, LocalPolicyService};
 pub use meshed::serve_meshed;
 pub use serve::{serve, serve_with_shutdown};

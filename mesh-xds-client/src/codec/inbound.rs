@@ -34,6 +34,8 @@ use mesh_core::inbound::{FilterChain, InboundFilter, InboundListener, Transport}
 
 use super::{IDENTITY_CERT, IDENTITY_PROVIDER, ROOT_CERT, TLS_TRANSPORT_SOCKET, to_any};
 
+/// The HTTP filter name of the local rate limit.
+const LOCAL_RATE_LIMIT_FILTER: &str = "envoy.filters.http.local_ratelimit";
 /// The network filter name of the HTTP connection manager.
 pub(super) const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
 
@@ -129,6 +131,14 @@ fn chain(c: &FilterChain) -> PbChain {
 fn http_filter(f: &InboundFilter) -> HttpFilter {
     let (name, config) = match f {
         InboundFilter::Rbac(r) => (super::RBAC_FILTER_NAME, super::encode_rbac(r)),
+        InboundFilter::Fault(f) => (
+            super::listener::FAULT_FILTER,
+            to_any(&super::route::fault(f)),
+        ),
+        InboundFilter::RateLimit(rl) => (
+            LOCAL_RATE_LIMIT_FILTER,
+            to_any(&super::route::local_rate_limit(rl)),
+        ),
         InboundFilter::Router => (super::listener::ROUTER_FILTER, to_any(&Router::default())),
     };
     HttpFilter {

@@ -305,7 +305,7 @@ fn headers_to_add(m: &HeaderMutation) -> Vec<HeaderValueOption> {
 }
 
 /// The per-route `HTTPFault` (gRFC A33 reads the same message).
-fn fault(f: &FaultPolicy) -> HttpFault {
+pub(super) fn fault(f: &FaultPolicy) -> HttpFault {
     HttpFault {
         // Envoy rejects a zero `fixed_delay`; a zero delay is no delay, so it is left out.
         delay: f
@@ -335,11 +335,20 @@ mod tests;
 /// The per-route `LocalRateLimit`, enabled and enforced for every request, in an optional
 /// `FilterConfig`.
 fn rate_limit(rl: &mesh_core::route::LocalRateLimit) -> FilterConfig {
+    FilterConfig {
+        config: Some(to_any(&local_rate_limit(rl))),
+        is_optional: true,
+        disabled: false,
+    }
+}
+
+/// The `LocalRateLimit` message, enabled and enforced for every request.
+pub(super) fn local_rate_limit(rl: &mesh_core::route::LocalRateLimit) -> LocalRateLimit {
     let all = || RuntimeFractionalPercent {
         default_value: Some(fractional(Percent::ALL)),
         runtime_key: String::new(),
     };
-    let config = LocalRateLimit {
+    LocalRateLimit {
         stat_prefix: "http_local_rate_limiter".into(),
         token_bucket: Some(TokenBucket {
             max_tokens: rl.max_tokens,
@@ -349,10 +358,5 @@ fn rate_limit(rl: &mesh_core::route::LocalRateLimit) -> FilterConfig {
         filter_enabled: Some(all()),
         filter_enforced: Some(all()),
         ..Default::default()
-    };
-    FilterConfig {
-        config: Some(to_any(&config)),
-        is_optional: true,
-        disabled: false,
     }
 }

@@ -7,6 +7,8 @@ use envoy_types::pb::envoy::config::listener::v3::{
 use envoy_types::pb::envoy::config::route::v3::{
     RouteConfiguration, route, route_match::PathSpecifier,
 };
+use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
+use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpFilter, http_connection_manager::RouteSpecifier, http_filter::ConfigType,
 };
@@ -22,6 +24,8 @@ use super::listener::hcm;
 use super::{Ctx, DecodeError, Decoded, join, type_name, unpack, unpack_nested};
 use crate::codec::{LISTENER_TYPE, TLS_TRANSPORT_SOCKET};
 
+const LOCAL_RATE_LIMIT_TYPE: &str =
+    "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
 const DOWNSTREAM_TLS_TYPE: &str = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
 
 /// Decodes and validates an inbound `Listener` (one with an `address` and filter chains).
@@ -343,9 +347,25 @@ fn inbound_filters(ctx: &mut Ctx, at: &str, filters: Vec<HttpFilter>) -> Vec<Inb
             }
             continue;
         }
+        if type_name(&any.type_url) == LOCAL_RATE_LIMIT_TYPE && !disabled {
+            let field = join(&at, "typed_config");
+            if let Some(rl) = unpack_nested::<LocalRateLimit>(ctx, &field, &any)
+                .and_then(|rl| super::route::rate_limit::decode(ctx, &field, rl))
+            {
+                out.push(InboundFilter::RateLimit(rl));
+            }
+            continue;
+        }
         let kind = FilterKind::of(&any);
         match kind {
             FilterKind::Router if !disabled => out.push(InboundFilter::Router),
+            FilterKind::Fault if !disabled => {
+                let field = join(&at, "typed_config");
+                if let Some(f) = unpack_nested::<HttpFault>(ctx, &field, &any) {
+                    let policy = super::route::fault::fault(ctx, &field, f);
+                    out.push(InboundFilter::Fault(policy));
+                }
+            }
             other => {
                 let reason = format!("{name:?}: {}", other.reason());
                 skip_or_reject(

@@ -13,11 +13,11 @@ use super::{Ctx, DecodeError, Decoded, join, unpack};
 use crate::codec::ROUTE_TYPE;
 
 mod action;
-mod fault;
+pub(super) mod fault;
 mod headers;
 pub(super) mod matching;
 mod policy;
-mod rate_limit;
+pub(super) mod rate_limit;
 
 use action::{Inherited, forward};
 use fault::per_filter;

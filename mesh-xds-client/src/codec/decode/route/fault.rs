@@ -107,7 +107,7 @@ pub(super) fn per_filter(ctx: &mut Ctx, at: &str, configs: HashMap<String, Any>)
 /// A per-route `HTTPFault`. Settings that limit which requests are faulted (`upstream_cluster`,
 /// `downstream_nodes`, `max_active_faults`) are errors: ignoring them would fault more requests.
 /// Header-controlled delays and aborts, response rate limits and runtime keys are warnings.
-fn fault(ctx: &mut Ctx, at: &str, f: HttpFault) -> FaultPolicy {
+pub(in crate::codec::decode) fn fault(ctx: &mut Ctx, at: &str, f: HttpFault) -> FaultPolicy {
     let HttpFault {
         delay,
         abort,

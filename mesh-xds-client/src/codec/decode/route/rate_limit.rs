@@ -45,7 +45,11 @@ fn is_rate_limit(any: &Any) -> bool {
             .is_some_and(|c| type_name(&c.type_url) == LocalRateLimit::full_name())
 }
 
-fn decode(ctx: &mut Ctx, at: &str, rl: LocalRateLimit) -> Option<Model> {
+pub(in crate::codec::decode) fn decode(
+    ctx: &mut Ctx,
+    at: &str,
+    rl: LocalRateLimit,
+) -> Option<Model> {
     let LocalRateLimit {
         stat_prefix: _,
         status,

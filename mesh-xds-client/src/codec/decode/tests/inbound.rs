@@ -146,3 +146,31 @@ fn what_would_widen_a_chain_or_weaken_its_tls_is_rejected() {
         Some(t) if t.require_client_certificate
     ));
 }
+
+#[test]
+fn inbound_fault_and_rate_limit_filters_round_trip() {
+    use mesh_core::Percent;
+    use mesh_core::route::{AbortStatus, FaultAbort, FaultPolicy, LocalRateLimit};
+    let mut model = listener(MtlsMode::Disable);
+    model.filter_chains[0].http_filters = vec![
+        InboundFilter::RateLimit(LocalRateLimit {
+            max_tokens: 2,
+            tokens_per_fill: 1,
+            fill_interval: std::time::Duration::from_secs(60),
+        }),
+        InboundFilter::Fault(FaultPolicy {
+            delay: None,
+            abort: Some(FaultAbort {
+                status: AbortStatus::Http(503),
+                percent: Percent::ALL,
+            }),
+            headers: Vec::new(),
+        }),
+        InboundFilter::Router,
+    ];
+    let decoded = clean(decode_inbound_listener(&to_any(&encode_inbound(&model))));
+    assert_eq!(decoded, model);
+    let chain = &decoded.filter_chains[0];
+    assert_eq!(chain.rate_limit().map(|r| r.max_tokens), Some(2));
+    assert!(chain.fault().is_some());
+}
