@@ -138,3 +138,34 @@ pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Repl
         .await
         .unwrap_or_else(|e| panic!("GET http://{addr}{path}: {e}"))
 }
+
+/// A control plane on loopback (admin on an ephemeral port) running a CA with an in-memory root,
+/// whose token file (written into `dir`) grants each `(token, namespace, service account)`;
+/// serving `config_dir` when given; the xDS port on `xds_addr` (`127.0.0.1:0` for any).
+pub async fn start_with_ca(
+    dir: &Path,
+    config_dir: Option<PathBuf>,
+    xds_addr: SocketAddr,
+    grants: &[(&str, &str, &str)],
+) -> ControlPlane {
+    let tokens = dir.join("tokens.yaml");
+    let mut text = String::from("tokens:\n");
+    for (token, ns, sa) in grants {
+        text.push_str(&format!(
+            "- {{token: \"{token}\", namespace: {ns}, serviceAccount: {sa}}}\n"
+        ));
+    }
+    std::fs::write(&tokens, text).expect("write the token file");
+    ControlPlane::start(Options {
+        config_dir,
+        xds_addr,
+        admin_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ca: Some(control_plane::ca::CaOptions {
+            token_file: Some(tokens),
+            ..control_plane::ca::CaOptions::default()
+        }),
+        ..Options::default()
+    })
+    .await
+    .expect("control plane starts")
+}

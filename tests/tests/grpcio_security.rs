@@ -8,12 +8,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use control_plane::ca::CaOptions;
-use control_plane::server::{ControlPlane, Options as CpOptions};
+use control_plane::server::ControlPlane;
 use mesh_core::identity::{SpiffeId, Svid};
 use mesh_test::ca::SvidFiles;
 use mesh_test::grpcio::{GrpcioClient, GrpcioServer, Load, write_bootstrap_with};
-use mesh_test::mesh::get;
+use mesh_test::mesh::{get, start_with_ca};
 use mesh_xds_client::identity::{IdentityClient, IdentityOptions, Token};
 use serde_json::json;
 
@@ -98,26 +97,21 @@ async fn grpcio_server_and_client_get_mtls_and_authorization_from_the_mesh() {
     let config_dir = dir.path().join("config");
     std::fs::create_dir(&config_dir).unwrap();
     std::fs::write(config_dir.join("echo.yaml"), config(server_addr)).unwrap();
-    let tokens = dir.path().join("tokens.yaml");
-    let mut t = String::from("tokens:\n");
-    for sa in ["echo", "caller", "intruder"] {
-        t.push_str(&format!(
-            "- {{token: {sa}-token-0123456789, namespace: shop, serviceAccount: {sa}}}\n"
-        ));
-    }
-    std::fs::write(&tokens, t).unwrap();
-    let cp = ControlPlane::start(CpOptions {
-        config_dir: Some(config_dir),
-        xds_addr: "127.0.0.1:0".parse().unwrap(),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        ca: Some(CaOptions {
-            token_file: Some(tokens),
-            ..CaOptions::default()
-        }),
-        ..CpOptions::default()
-    })
-    .await
-    .expect("control plane starts");
+    let tokens: Vec<String> = ["echo", "caller", "intruder"]
+        .iter()
+        .map(|sa| format!("{sa}-token-0123456789"))
+        .collect();
+    let cp = start_with_ca(
+        dir.path(),
+        Some(config_dir),
+        "127.0.0.1:0".parse().unwrap(),
+        &[
+            (&tokens[0], "shop", "echo"),
+            (&tokens[1], "shop", "caller"),
+            (&tokens[2], "shop", "intruder"),
+        ],
+    )
+    .await;
 
     let bootstrap = |node: &str, files: &SvidFiles| {
         write_bootstrap_with(

@@ -10,11 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use control_plane::ca::CaOptions;
 use control_plane::server::{ControlPlane, Options as CpOptions};
 use http_body_util::{BodyExt, Empty, Full};
 use mesh_core::identity::{PeerIdentity, SpiffeId};
-use mesh_test::mesh::get;
+use mesh_test::mesh::{get, start_with_ca};
 use mesh_tower::server::{self, Acceptor};
 use mesh_xds_client::identity::{IdentityClient, IdentityOptions, Token};
 use mesh_xds_client::{Bootstrap, Options, XdsClient};
@@ -82,28 +81,17 @@ async fn world_with(lifetime: Option<Duration>, extra: &str, meshed: bool) -> Wo
     std::fs::create_dir(&config_dir).unwrap();
     let config_file = config_dir.join("mesh.yaml");
     std::fs::write(&config_file, config(server) + extra).unwrap();
-    let tokens = dir.path().join("tokens.yaml");
-    std::fs::write(
-        &tokens,
-        format!(
-            "tokens:\n- {{token: {FRONTEND_TOKEN}, namespace: shop, serviceAccount: frontend}}\n\
-             - {{token: {REVIEWS_TOKEN}, namespace: shop, serviceAccount: reviews}}\n\
-             - {{token: {RATINGS_TOKEN}, namespace: shop, serviceAccount: ratings}}\n"
-        ),
+    let cp = start_with_ca(
+        dir.path(),
+        Some(config_dir),
+        "127.0.0.1:0".parse().unwrap(),
+        &[
+            (FRONTEND_TOKEN, "shop", "frontend"),
+            (REVIEWS_TOKEN, "shop", "reviews"),
+            (RATINGS_TOKEN, "shop", "ratings"),
+        ],
     )
-    .unwrap();
-    let cp = ControlPlane::start(CpOptions {
-        config_dir: Some(config_dir),
-        xds_addr: "127.0.0.1:0".parse().unwrap(),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        ca: Some(CaOptions {
-            token_file: Some(tokens),
-            ..CaOptions::default()
-        }),
-        ..CpOptions::default()
-    })
-    .await
-    .expect("control plane starts");
+    .await;
 
     let reviews = identity(&cp, "reviews", REVIEWS_TOKEN, lifetime);
     reviews
@@ -561,25 +549,13 @@ async fn a_ca_outage_is_retried_until_the_ca_answers() {
     ));
 
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.yaml");
-    std::fs::write(
-        &tokens,
-        format!(
-            "tokens:\n- {{token: {FRONTEND_TOKEN}, namespace: shop, serviceAccount: frontend}}\n"
-        ),
+    let _cp = start_with_ca(
+        dir.path(),
+        None,
+        addr,
+        &[(FRONTEND_TOKEN, "shop", "frontend")],
     )
-    .unwrap();
-    let _cp = ControlPlane::start(CpOptions {
-        xds_addr: addr,
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        ca: Some(CaOptions {
-            token_file: Some(tokens),
-            ..CaOptions::default()
-        }),
-        ..CpOptions::default()
-    })
-    .await
-    .expect("control plane starts on the reserved port");
+    .await;
     let svid = me
         .ready(Duration::from_secs(10))
         .await
