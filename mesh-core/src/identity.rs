@@ -22,14 +22,16 @@ pub const CONTROL_PLANE_NAMESPACE: &str = "istio-system";
 pub const CONTROL_PLANE_SERVICE_ACCOUNT: &str = "mesh-control-plane";
 
 /// A workload's identity, `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`.
+///
+/// Cloning is a reference-count increment (the server side hands one to every request), and the
+/// parts are slices of the whole ID, so matching needs no formatting.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SpiffeId {
-    trust_domain: String,
-    namespace: String,
-    service_account: String,
-    // The whole ID, kept so that authorization matches it per request without formatting.
-    // Derived from the three parts above, so comparisons and hashing are unchanged by it.
-    uri: String,
+    // The whole ID; the parts below are byte ranges of it, so equality, order and hashing on
+    // `uri` alone are the ID's.
+    uri: std::sync::Arc<str>,
+    namespace: (usize, usize),
+    service_account: usize,
 }
 
 /// Why a string is not a mesh SPIFFE ID.
@@ -74,22 +76,23 @@ impl SpiffeId {
 
     /// The trust domain (`cluster.local`).
     pub fn trust_domain(&self) -> &str {
-        &self.trust_domain
+        // `spiffe://<td>/ns/<ns>/…`: the namespace starts 4 bytes after the trust domain ends.
+        &self.uri[SCHEME.len()..self.namespace.0 - "/ns/".len()]
     }
 
     /// The namespace.
     pub fn namespace(&self) -> &str {
-        &self.namespace
+        &self.uri[self.namespace.0..self.namespace.1]
     }
 
     /// The service account.
     pub fn service_account(&self) -> &str {
-        &self.service_account
+        &self.uri[self.service_account..]
     }
 
     /// The ID without `spiffe://`, as Istio's `principals` and `source.principal` write it.
     pub fn principal(&self) -> String {
-        self.uri["spiffe://".len()..].to_string()
+        self.uri[SCHEME.len()..].to_string()
     }
 
     /// The whole ID, `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`, without
@@ -98,6 +101,8 @@ impl SpiffeId {
         &self.uri
     }
 }
+
+const SCHEME: &str = "spiffe://";
 
 fn valid_part(s: &str) -> bool {
     !s.is_empty()
@@ -142,11 +147,12 @@ impl FromStr for SpiffeId {
                 });
             }
         }
+        let ns_start = SCHEME.len() + td.len() + "/ns/".len();
+        let ns_end = ns_start + ns.len();
         Ok(SpiffeId {
-            trust_domain: td.to_string(),
-            namespace: ns.to_string(),
-            service_account: sa.to_string(),
-            uri: s.to_string(),
+            uri: s.into(),
+            namespace: (ns_start, ns_end),
+            service_account: ns_end + "/sa/".len(),
         })
     }
 }
@@ -219,6 +225,11 @@ mod tests {
         );
         assert_eq!(id.to_string().parse::<SpiffeId>().unwrap(), id);
         assert_eq!(id.service_account(), "reviews-v2");
+        assert_eq!(
+            (id.trust_domain(), id.namespace()),
+            ("cluster.local", "shop")
+        );
+        assert_eq!(id.principal(), "cluster.local/ns/shop/sa/reviews-v2");
         assert_eq!(id.as_uri(), "spiffe://cluster.local/ns/shop/sa/reviews-v2");
         assert_eq!(id.principal(), "cluster.local/ns/shop/sa/reviews-v2");
     }

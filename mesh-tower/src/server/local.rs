@@ -177,3 +177,103 @@ impl<F, R, E> std::fmt::Debug for LocalFuture<F, R, E> {
         f.write_str("LocalFuture")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use mesh_core::Percent;
+    use mesh_core::route::{AbortStatus, FaultAbort, FaultDelay, LocalRateLimit};
+    use tower::ServiceExt;
+    use tower_test::mock;
+
+    use super::*;
+
+    type Inner = mock::Mock<Request<()>, Response<()>>;
+    type Handle = mock::Handle<Request<()>, Response<()>>;
+
+    fn service(policy: LocalPolicy) -> (LocalPolicyService<Inner>, Handle) {
+        let (inner, handle) = mock::pair();
+        let svc = LocalPolicyLayer::new(Snapshot::new(policy)).layer(inner);
+        (svc, handle)
+    }
+
+    fn abort(status: u16) -> FaultPolicy {
+        FaultPolicy {
+            delay: None,
+            abort: Some(FaultAbort {
+                status: AbortStatus::Http(status),
+                percent: Percent::ALL,
+            }),
+            headers: Vec::new(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_bucket_answers_429_without_calling_the_app() {
+        let bucket = TokenBucket::new(LocalRateLimit {
+            max_tokens: 1,
+            tokens_per_fill: 1,
+            fill_interval: Duration::from_secs(60),
+        });
+        let (mut svc, mut handle) = service(LocalPolicy {
+            fault: None,
+            bucket: Some(Arc::new(bucket)),
+        });
+        handle.allow(2);
+        let first = svc.ready().await.unwrap().call(Request::new(()));
+        let (_, reply) = handle.next_request().await.unwrap();
+        reply.send_response(Response::new(()));
+        assert_eq!(first.await.unwrap().status(), 200);
+        let second = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::new(()))
+            .await
+            .unwrap();
+        assert_eq!(second.status(), 429);
+        assert!(second.headers().contains_key("retry-after"));
+        let called = tokio::time::timeout(Duration::from_millis(10), handle.next_request()).await;
+        assert!(called.is_err(), "the app was called");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_abort_answers_and_a_delay_waits_before_calling_the_app() {
+        let (mut svc, _handle) = service(LocalPolicy {
+            fault: Some(abort(503)),
+            bucket: None,
+        });
+        let resp = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::new(()))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 503);
+
+        let delay = FaultPolicy {
+            delay: Some(FaultDelay {
+                delay: Duration::from_secs(2),
+                percent: Percent::ALL,
+            }),
+            abort: None,
+            headers: Vec::new(),
+        };
+        let (mut svc, mut handle) = service(LocalPolicy {
+            fault: Some(delay),
+            bucket: None,
+        });
+        handle.allow(1);
+        let started = tokio::time::Instant::now();
+        let call = tokio::spawn(svc.ready().await.unwrap().call(Request::new(())));
+        let (_, reply) = handle.next_request().await.unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_secs(2),
+            "called before the delay"
+        );
+        reply.send_response(Response::new(()));
+        assert_eq!(call.await.unwrap().unwrap().status(), 200);
+    }
+}
