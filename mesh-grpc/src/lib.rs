@@ -1,15 +1,35 @@
 //! tonic glue for the mesh.
 //!
-//! Today: the gRPC pieces the client stack needs — `grpc-timeout` deadlines ([`timeout`], as gRFC
-//! A31 uses them) and retry classification by `grpc-status` ([`status`], gRFC A44). Not yet: the
-//! `xds:///` channel and the server layer; see the README's feature table.
+//! - [`Channel`] / [`channel`]: a channel for `xds:///<host>:<port>` targets that every
+//!   tonic-generated client accepts; each call goes through the mesh client stack — routing on
+//!   `/package.Service/Method` and headers, weighted clusters, balancing, mTLS — with gRPC's
+//!   semantics: retries classified by `grpc-status` (gRFC A44; calls whose request is ready when
+//!   they start are buffered up to [`DEFAULT_RETRY_BUFFER`], a streaming request is never
+//!   retried once it started), the call's `grpc-timeout` as its deadline (A31), fault aborts
+//!   with a gRPC status (A33), and local answers of the mesh (breaker overflow, no healthy
+//!   endpoint) as UNAVAILABLE with a message that says why ([`to_status`]).
+//! - [`timeout`] and [`status`]: the `grpc-timeout` format and A44's retry classification.
+//!
+//! Not yet: a server layer for `tonic::transport::Server` (use `mesh_tower::server` around a
+//! tonic router for mTLS and authorization), tonic-health integration.
 //!
 //! # Example
 //! ```no_run
-//! use std::time::Duration;
-//! let header = mesh_grpc::timeout::format(Duration::from_millis(300));
-//! assert_eq!(mesh_grpc::timeout::parse(&header), Some(Duration::from_millis(300)));
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // GRPC_XDS_BOOTSTRAP names the bootstrap file, as for grpcio and grpc-go.
+//! let channel = mesh_grpc::channel("xds:///reviews.default.svc.cluster.local:9080")?;
+//! // let mut client = ReviewsClient::new(channel);   // any tonic-generated client
+//! # let _ = channel;
+//! let header = mesh_grpc::timeout::format(std::time::Duration::from_millis(300));
+//! assert_eq!(mesh_grpc::timeout::parse(&header), Some(std::time::Duration::from_millis(300)));
+//! # Ok(()) }
 //! ```
 
+mod body;
+mod channel;
+mod error;
 pub mod status;
 pub mod timeout;
+
+pub use channel::{Channel, ChannelBuilder, ChannelError, DEFAULT_RETRY_BUFFER, channel};
+pub use error::{MeshError, to_status};

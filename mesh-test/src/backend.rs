@@ -109,6 +109,12 @@ pub async fn http_with(name: &str, behavior: Behavior) -> Backend {
 
 /// Starts a gRPC `Echo` backend named `name` on `127.0.0.1:0` (h2c).
 pub async fn grpc_echo(name: &str) -> Backend {
+    grpc_echo_with(name, Behavior::default()).await
+}
+
+/// As [`grpc_echo`], answering UNAVAILABLE for a share of unary calls and after a delay, per
+/// `behavior`.
+pub async fn grpc_echo_with(name: &str, behavior: Behavior) -> Backend {
     let listener = bind_loopback(&format!("grpc echo backend {name}")).await;
     let addr = listener
         .local_addr()
@@ -116,6 +122,7 @@ pub async fn grpc_echo(name: &str) -> Backend {
     let log = RequestLog::default();
     let echo = EchoService {
         name: name.to_owned(),
+        behavior,
     };
     let service = {
         let log = log.clone();
@@ -151,6 +158,7 @@ impl RequestLog {
 #[derive(Debug)]
 struct EchoService {
     name: String,
+    behavior: Behavior,
 }
 
 impl EchoService {
@@ -168,6 +176,15 @@ impl Echo for EchoService {
         &self,
         request: tonic::Request<EchoRequest>,
     ) -> Result<tonic::Response<EchoReply>, Status> {
+        if !self.behavior.delay.is_zero() {
+            tokio::time::sleep(self.behavior.delay).await;
+        }
+        if fastrand::u32(0..1000) < self.behavior.fail_permille {
+            return Err(Status::unavailable(format!(
+                "{} failed on purpose",
+                self.name
+            )));
+        }
         Ok(tonic::Response::new(self.reply(request.get_ref())))
     }
 

@@ -1,0 +1,35 @@
+//! One mapping from mesh errors to the gRPC status a caller sees.
+
+use mesh_tower::client::Error;
+use tonic::{Code, Status};
+
+/// The status for a mesh client error: UNAVAILABLE for what a retry or another endpoint could
+/// fix (no healthy endpoint, connection failures, a refused mTLS peer), DEADLINE_EXCEEDED for an
+/// expired route or call deadline, INTERNAL for requests the mesh cannot route (no listener,
+/// route or cluster: a configuration problem), INVALID_ARGUMENT for malformed requests. The
+/// message is the mesh error's, which names the cluster, route or endpoint and the reason.
+pub fn to_status(e: &Error) -> Status {
+    let code = match e {
+        Error::NoHealthyEndpoint { .. }
+        | Error::Upstream { .. }
+        | Error::NoIdentity { .. }
+        | Error::Tls { .. } => Code::Unavailable,
+        Error::Timeout { .. } => Code::DeadlineExceeded,
+        Error::InvalidRequest(_) => Code::InvalidArgument,
+        Error::NoTarget { .. } | Error::NoRoute { .. } | Error::NoCluster { .. } => {
+            Code::Unavailable
+        }
+        _ => Code::Unknown,
+    };
+    Status::new(code, e.to_string())
+}
+
+/// A mesh client error as a gRPC status; `tonic::Status::from(MeshError(e))`.
+#[derive(Debug)]
+pub struct MeshError(pub Error);
+
+impl From<MeshError> for Status {
+    fn from(e: MeshError) -> Status {
+        to_status(&e.0)
+    }
+}
