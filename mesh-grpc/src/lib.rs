@@ -10,8 +10,10 @@
 //!   endpoint) as UNAVAILABLE with a message that says why ([`to_status`]).
 //! - [`timeout`] and [`status`]: the `grpc-timeout` format and A44's retry classification.
 //!
-//! Not yet: a server layer for `tonic::transport::Server` (use `mesh_tower::server` around a
-//! tonic router for mTLS and authorization), tonic-health integration.
+//! - [`server::serve`]: tonic services served meshed (mTLS, peer identity, authorization as
+//!   PERMISSION_DENIED, inbound faults and rate limits, from the workload's inbound listener).
+//!
+//! Not yet: a layer for `tonic::transport::Server::builder()`, tonic-health integration.
 //!
 //! # Example
 //! ```no_run
@@ -28,6 +30,7 @@
 mod body;
 mod channel;
 mod error;
+pub mod server;
 pub mod status;
 pub mod timeout;
 

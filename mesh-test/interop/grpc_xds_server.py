@@ -42,6 +42,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--address", required=True, help="ip:port to listen on")
     parser.add_argument("--backend", required=True, help="EchoReply.backend")
+    parser.add_argument(
+        "--plain", action="store_true", help="a plain (not xDS-enabled) plaintext server"
+    )
     args = parser.parse_args()
 
     def echo(_request, context):
@@ -53,10 +56,13 @@ def main():
         "mesh.test.echo.v1.Echo",
         {"Echo": grpc.unary_unary_rpc_method_handler(echo)},
     )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), xds=True)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), xds=not args.plain)
     server.add_generic_rpc_handlers((handler,))
-    creds = grpc.xds_server_credentials(grpc.insecure_server_credentials())
-    server.add_secure_port(args.address, creds)
+    if args.plain:
+        server.add_insecure_port(args.address)
+    else:
+        creds = grpc.xds_server_credentials(grpc.insecure_server_credentials())
+        server.add_secure_port(args.address, creds)
     server.start()
     print(json.dumps({"event": "serving", "address": args.address}), flush=True)
     # Until killed (or stdin closes).

@@ -141,6 +141,15 @@ pub async fn grpc_echo_with(name: &str, behavior: Behavior) -> Backend {
     }
 }
 
+/// The `Echo` service named `name` as tonic routes, for serving it yourself (for example meshed,
+/// with `mesh_grpc::server::serve`).
+pub fn echo_routes(name: &str) -> tonic::service::Routes {
+    tonic::service::Routes::new(EchoServer::new(EchoService {
+        name: name.to_owned(),
+        behavior: Behavior::default(),
+    }))
+}
+
 /// Paths of the requests a backend answered, shared with its server task.
 #[derive(Debug, Clone, Default)]
 struct RequestLog(Arc<Mutex<Vec<String>>>);

@@ -376,8 +376,17 @@ pub struct GrpcioServer {
 }
 
 impl GrpcioServer {
+    /// Starts a plain (not xDS-enabled, plaintext) grpcio server on `addr` as `backend`.
+    pub async fn spawn_plain(addr: SocketAddr, backend: &str) -> GrpcioServer {
+        Self::start(addr, backend, None).await
+    }
+
     /// Starts the server on `addr` as `backend`, and returns once it serves.
     pub async fn spawn(addr: SocketAddr, backend: &str, bootstrap: &Path) -> GrpcioServer {
+        Self::start(addr, backend, Some(bootstrap)).await
+    }
+
+    async fn start(addr: SocketAddr, backend: &str, bootstrap: Option<&Path>) -> GrpcioServer {
         let python = std::env::var_os(PYTHON_ENV).unwrap_or_else(|| {
             panic!("{PYTHON_ENV} is not set: run the tests through scripts/test.sh")
         });
@@ -386,11 +395,14 @@ impl GrpcioServer {
             .arg(SERVER_SCRIPT)
             .args(["--address", &addr.to_string(), "--backend", backend])
             .env("PYTHONUNBUFFERED", "1")
-            .env("GRPC_XDS_BOOTSTRAP", bootstrap)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        match bootstrap {
+            Some(b) => command.env("GRPC_XDS_BOOTSTRAP", b),
+            None => command.arg("--plain").env_remove("GRPC_XDS_BOOTSTRAP"),
+        };
         if std::env::var_os("GRPC_VERBOSITY").is_none() {
             command.env("GRPC_VERBOSITY", "ERROR");
         }
