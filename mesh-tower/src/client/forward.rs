@@ -24,6 +24,7 @@ const ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count
 
 pub(super) async fn forward<B>(
     inner: &Inner,
+    runtimes: &super::runtime::RuntimeSet,
     route: &Route,
     f: &ForwardAction,
     host: HeaderValue,
@@ -52,9 +53,8 @@ where
     let mut body = Replay::new(body, inner.max_replay)
         .await
         .map_err(|e| Error::InvalidRequest(format!("reading the request body: {e}")))?;
-    // Loaded after the body is buffered: an arc-swap guard is not held across an await.
-    let runtimes = inner.runtimes.load();
     let rt = runtimes
+        .clusters
         .get(&weighted.name)
         .cloned()
         .ok_or_else(|| Error::NoCluster {
@@ -65,12 +65,11 @@ where
     for m in &f.mirrors {
         if body.replayable()
             && fastrand::u32(0..1_000_000) < m.percent.per_million()
-            && let Some(target) = runtimes.get(&m.cluster).cloned()
+            && let Some(target) = runtimes.clusters.get(&m.cluster).cloned()
         {
             mirror(inner, target, &parts, &host, &path, &mut body);
         }
     }
-    drop(runtimes);
     // A TLS cluster is never sent plaintext: without a certificate, fail here.
     if rt.cluster.tls.is_some()
         && (rt.tls.is_none() || inner.identity.as_ref().is_none_or(|id| id.load().is_none()))

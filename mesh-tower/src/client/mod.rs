@@ -30,7 +30,6 @@ mod headers;
 mod replay;
 mod runtime;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -63,11 +62,31 @@ struct Inner {
     /// The workload's SVID for clusters with TLS; `None` when the client was built without one.
     identity: Option<Snapshot<Option<Svid>>>,
     runtimes: Arc<Runtimes>,
-    limits: Arc<runtime::Buckets>,
+    /// Serializes rebuilds of `runtimes` (cold path: after a config change).
+    rebuild: Arc<std::sync::Mutex<()>>,
+    tls: Option<runtime::ClientTls>,
     http1: HyperClient<HttpConnector, Body>,
     http2: HyperClient<HttpConnector, Body>,
     max_replay: usize,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl Inner {
+    /// The runtime set of the newest state: one pointer comparison per request, a rebuild only
+    /// right after a config change that the background task has not applied yet.
+    fn current(&self) -> Arc<runtime::RuntimeSet> {
+        let set = self.runtimes.load_full();
+        if Arc::ptr_eq(&set.built_from, &*self.state.load()) {
+            return set;
+        }
+        runtime::refresh(
+            &self.state,
+            &self.runtimes,
+            &self.rebuild,
+            self.tls.as_ref(),
+        );
+        self.runtimes.load_full()
+    }
 }
 
 impl Drop for Inner {
@@ -116,7 +135,8 @@ impl Client {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let state = self.inner.state.load_full();
+        let runtimes = self.inner.current();
+        let state = &runtimes.built_from;
         let authority = crate::route::authority(&req).ok_or_else(|| {
             Error::InvalidRequest("no authority in the URI and no Host header".into())
         })?;
@@ -161,7 +181,7 @@ impl Client {
             }
             RouteAction::Forward(f) => {
                 if route.rate_limit.is_some()
-                    && let Some(bucket) = self.inner.limits.load().get(&runtime::route_key(route))
+                    && let Some(bucket) = runtimes.buckets.get(&runtime::route_key(route))
                     && let Err(wait) = bucket.try_acquire(tokio::time::Instant::now())
                 {
                     return Ok(crate::ratelimit::limited_response(wait));
@@ -175,7 +195,7 @@ impl Client {
                         return Ok(crate::fault::abort_response(status));
                     }
                 }
-                let send = forward::forward(&self.inner, route, f, host, req);
+                let send = forward::forward(&self.inner, &runtimes, route, f, host, req);
                 let mut resp = match f.timeout {
                     Some(t) => {
                         tokio::time::timeout(t, send)
@@ -234,19 +254,15 @@ impl ClientBuilder {
             http1: client_config(id.clone(), &[ALPN_HTTP1]),
             http2: client_config(id.clone(), &[ALPN_H2]),
         });
-        let runtimes: Arc<Runtimes> = Arc::new(arc_swap::ArcSwap::from_pointee(runtime::build(
-            &state.load(),
-            &HashMap::new(),
-            tls.as_ref(),
-        )));
-        let limits: Arc<runtime::Buckets> = Arc::new(arc_swap::ArcSwap::from_pointee(
-            runtime::buckets(&state.load(), &HashMap::new()),
+        let runtimes: Arc<Runtimes> = Arc::new(arc_swap::ArcSwap::from_pointee(
+            runtime::RuntimeSet::build(state.load_full(), None, tls.as_ref()),
         ));
+        let rebuild = Arc::new(std::sync::Mutex::new(()));
         let task = tokio::spawn(runtime::maintain(
             state.clone(),
             Arc::downgrade(&runtimes),
-            Arc::downgrade(&limits),
-            tls,
+            Arc::downgrade(&rebuild),
+            tls.clone(),
         ));
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -259,7 +275,8 @@ impl ClientBuilder {
                 state,
                 identity,
                 runtimes,
-                limits,
+                rebuild,
+                tls,
                 http1,
                 http2,
                 max_replay,

@@ -64,13 +64,62 @@ pub(crate) struct ClusterRuntime {
     pub(crate) tls: Option<TlsClients>,
 }
 
-/// All cluster runtimes, swapped whole on every change.
-pub(crate) type Runtimes = ArcSwap<HashMap<String, Arc<ClusterRuntime>>>;
+/// Everything built from one published mesh state, swapped whole on every change: a request
+/// routes on `built_from` and finds its clusters and buckets here, so the three always agree.
+#[derive(Debug)]
+pub(crate) struct RuntimeSet {
+    /// The state these were built from.
+    pub(crate) built_from: Arc<MeshResources>,
+    /// Cluster runtimes by cluster name.
+    pub(crate) clusters: HashMap<String, Arc<ClusterRuntime>>,
+    /// Token buckets of rate-limited routes, keyed by the address of the route in `built_from`
+    /// (stable for as long as that state is, which this set keeps alive), so a request finds its
+    /// bucket without building a key.
+    pub(crate) buckets: HashMap<usize, Arc<TokenBucket>>,
+}
 
-/// Token buckets of rate-limited routes, keyed by the address of the route in the published
-/// state (stable for as long as that state is), so a request finds its bucket without building a
-/// key.
-pub(crate) type Buckets = ArcSwap<HashMap<usize, Arc<TokenBucket>>>;
+/// The live [`RuntimeSet`].
+pub(crate) type Runtimes = ArcSwap<RuntimeSet>;
+
+impl RuntimeSet {
+    /// The set for `state`, reusing what `previous` has for unchanged parts.
+    pub(crate) fn build(
+        state: Arc<MeshResources>,
+        previous: Option<&RuntimeSet>,
+        tls: Option<&ClientTls>,
+    ) -> RuntimeSet {
+        let empty_clusters = HashMap::new();
+        let empty_buckets = HashMap::new();
+        let clusters = build(
+            &state,
+            previous.map_or(&empty_clusters, |p| &p.clusters),
+            tls,
+        );
+        let buckets = buckets(&state, previous.map_or(&empty_buckets, |p| &p.buckets));
+        RuntimeSet {
+            built_from: state,
+            clusters,
+            buckets,
+        }
+    }
+}
+
+/// Brings `runtimes` up to the newest state of `state` (under `lock`, so that concurrent
+/// refreshes and the background task only ever move forward).
+pub(crate) fn refresh(
+    state: &Snapshot<MeshResources>,
+    runtimes: &Runtimes,
+    lock: &std::sync::Mutex<()>,
+    tls: Option<&ClientTls>,
+) {
+    let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+    let newest = state.load_full();
+    let current = runtimes.load_full();
+    if Arc::ptr_eq(&current.built_from, &newest) {
+        return;
+    }
+    runtimes.store(Arc::new(RuntimeSet::build(newest, Some(&current), tls)));
+}
 
 /// The key of a route in [`Buckets`].
 pub(crate) fn route_key(route: &mesh_core::route::Route) -> usize {
@@ -200,7 +249,7 @@ fn same(a: &Option<Arc<ClusterLoadAssignment>>, b: &Option<Arc<ClusterLoadAssign
 pub(crate) async fn maintain(
     state: Snapshot<MeshResources>,
     runtimes: std::sync::Weak<Runtimes>,
-    limits: std::sync::Weak<Buckets>,
+    lock: std::sync::Weak<std::sync::Mutex<()>>,
     tls: Option<ClientTls>,
 ) {
     let mut watcher = state.watch();
@@ -208,19 +257,14 @@ pub(crate) async fn maintain(
     let tick = Duration::from_millis(100);
     loop {
         tokio::select! {
-            resources = watcher.changed() => {
-                let Some(r) = runtimes.upgrade() else { return };
-                let next = build(&resources, &r.load(), tls.as_ref());
-                r.store(Arc::new(next));
-                if let Some(l) = limits.upgrade() {
-                    let next = buckets(&resources, &l.load());
-                    l.store(Arc::new(next));
-                }
+            _ = watcher.changed() => {
+                let (Some(r), Some(l)) = (runtimes.upgrade(), lock.upgrade()) else { return };
+                refresh(&state, &r, &l, tls.as_ref());
             }
             _ = tokio::time::sleep(tick) => {
                 let Some(r) = runtimes.upgrade() else { return };
                 let now = Instant::now();
-                for (name, rt) in r.load().iter() {
+                for (name, rt) in r.load().clusters.iter() {
                     let (Some(d), Some(cfg)) = (&rt.outlier, &rt.cluster.outlier_detection) else { continue };
                     let due = last_sweep.get(name).is_none_or(|t| now.duration_since(*t) >= cfg.interval);
                     if due {
