@@ -100,6 +100,21 @@ impl Channel {
         }
     }
 
+    /// A channel on a [`MeshState`](mesh_xds_client::MeshState) (with `identity` for mTLS
+    /// clusters); the target must be subscribed by whoever owns the xDS client
+    /// (`xds.subscribe("host:port")`, kept alive as long as the channel is used).
+    pub fn from_state(
+        state: &mesh_xds_client::MeshState,
+        identity: Option<Snapshot<Option<Svid>>>,
+        target: &str,
+    ) -> Result<Channel, ChannelError> {
+        let mut client = mesh_tower::Client::builder(state.resources().clone());
+        if let Some(identity) = identity {
+            client = client.identity(identity);
+        }
+        Channel::from_client(client.build(), target)
+    }
+
     /// A channel on a mesh client you built (static configs, tests); the target must be
     /// subscribed by whoever feeds the client's state.
     pub fn from_client(client: mesh_tower::Client, target: &str) -> Result<Channel, ChannelError> {

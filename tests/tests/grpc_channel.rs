@@ -201,3 +201,51 @@ async fn streaming_calls_spread_across_endpoints() {
         "{counts:?}"
     );
 }
+
+/// Circuit-breaker overflow reaches a gRPC caller as UNAVAILABLE saying which limit.
+#[tokio::test]
+async fn breaker_overflow_is_unavailable_naming_the_limit() {
+    let slow = backend::grpc_echo_with(
+        "slow",
+        Behavior {
+            fail_permille: 0,
+            delay: Duration::from_millis(300),
+        },
+    )
+    .await;
+    let breaker = format!(
+        "---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: echo, namespace: default}}
+spec:
+  host: {HOST}
+  trafficPolicy:
+    connectionPool: {{http: {{http2MaxRequests: 1}}}}
+"
+    );
+    let yaml = flaky_service(slow.addr, "", "") + &breaker;
+    let mesh = TestMesh::start(&[("echo.yaml", &yaml)]).await;
+    let (_xds, echo) = client(&mesh).await;
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            let mut echo = echo.clone();
+            tokio::spawn(async move { echo.echo(request("x")).await })
+        })
+        .collect();
+    let mut overflowed = 0;
+    for c in calls {
+        match c.await.unwrap() {
+            Ok(_) => {}
+            Err(s) => {
+                assert_eq!(s.code(), Code::Unavailable, "{s:?}");
+                assert!(s.message().contains("max_requests"), "{s:?}");
+                overflowed += 1;
+            }
+        }
+    }
+    assert!(
+        overflowed >= 3,
+        "{overflowed} of 5 concurrent calls overflowed a limit of 1"
+    );
+}
