@@ -13,7 +13,10 @@
 //! - [`server::serve`]: tonic services served meshed (mTLS, peer identity, authorization as
 //!   PERMISSION_DENIED, inbound faults and rate limits, from the workload's inbound listener).
 //!
-//! Not yet: a layer for `tonic::transport::Server::builder()`, tonic-health integration.
+//!   [`server::incoming`] and [`server::MeshServerLayer`] do the same for tonic's own
+//!   `Server::builder()`.
+//!
+//! Not yet: tonic-health integration, gRPC metrics and tracing (the observability issue).
 //!
 //! # Example
 //! ```no_run
