@@ -49,6 +49,8 @@ pub enum ChannelError {
 pub struct Channel {
     client: mesh_tower::Client,
     authority: Authority,
+    /// The `Host` every call carries (the target), made once.
+    host: http::HeaderValue,
     _subscription: Option<Arc<Target>>,
 }
 
@@ -85,6 +87,7 @@ impl ChannelBuilder {
         }
         Ok(Channel {
             client: client.build(),
+            host: host_of(&authority),
             authority,
             _subscription: Some(Arc::new(subscription)),
         })
@@ -118,9 +121,11 @@ impl Channel {
     /// A channel on a mesh client you built (static configs, tests); the target must be
     /// subscribed by whoever feeds the client's state.
     pub fn from_client(client: mesh_tower::Client, target: &str) -> Result<Channel, ChannelError> {
+        let authority = parse_target(target)?;
         Ok(Channel {
             client,
-            authority: parse_target(target)?,
+            host: host_of(&authority),
+            authority,
             _subscription: None,
         })
     }
@@ -135,6 +140,11 @@ pub fn channel(target: &str) -> Result<Channel, ChannelError> {
         .as_ref()
         .map_err(|e| ChannelError::Bootstrap(e.clone()))?;
     Channel::builder(xds).connect(target)
+}
+
+fn host_of(authority: &Authority) -> http::HeaderValue {
+    // An authority is always a valid header value.
+    http::HeaderValue::from_str(authority.as_str()).unwrap_or(http::HeaderValue::from_static(""))
 }
 
 fn parse_target(target: &str) -> Result<Authority, ChannelError> {
@@ -161,8 +171,10 @@ impl tower::Service<http::Request<tonic::body::Body>> for Channel {
     fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
         let client = self.client.clone();
         let authority = self.authority.clone();
+        let host = self.host.clone();
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
+            parts.headers.insert(http::header::HOST, host);
             let mut uri = http::uri::Parts::default();
             uri.scheme = Some(http::uri::Scheme::HTTP);
             uri.authority = Some(authority);
