@@ -16,9 +16,12 @@
 //! accepts mutual TLS (STRICT) or mutual TLS and plaintext on one port (PERMISSIVE) and hands
 //! each request its peer's verified identity; [`authz::AuthzLayer`] enforces the inbound
 //! listener's RBAC filters (Istio `AuthorizationPolicy`) on any HTTP service.
+//! [`server::serve_meshed`] is the one call that serves an app (any hyper, axum or tower
+//! service) as the workload's inbound listener from xDS says (gRFC A36): its PeerAuthentication
+//! mode per connection, its RBAC filters, inbound faults and rate limits
+//! ([`server::LocalPolicyLayer`]) per request, all live.
 //!
-//! Not yet: the inbound layers driven by xDS, metrics and tracing; see the README's feature
-//! table.
+//! Not yet: metrics and tracing; see the README's feature table.
 //!
 //! # Example
 //! ```no_run
