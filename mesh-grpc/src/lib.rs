@@ -16,7 +16,11 @@
 //!   [`server::incoming`] and [`server::MeshServerLayer`] do the same for tonic's own
 //!   `Server::builder()`.
 //!
-//! Not yet: tonic-health integration, gRPC metrics and tracing (the observability issue).
+//! - [`health::Serving`]: the workload's serving status for `grpc.health.v1` checks (tonic-health)
+//!   and, through [`health::ServingLayer`], for callers: NOT_SERVING answers calls UNAVAILABLE,
+//!   which their outlier detection ejects.
+//!
+//! Not yet: gRPC metrics and tracing (the observability issue).
 //!
 //! # Example
 //! ```no_run
@@ -33,6 +37,7 @@
 mod body;
 mod channel;
 mod error;
+pub mod health;
 pub mod server;
 pub mod status;
 pub mod timeout;

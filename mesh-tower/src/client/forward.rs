@@ -177,7 +177,7 @@ where
         report(&rt, &pick, &outcome);
         // A failure is no evidence of speed: charge it at least a penalty latency, so an endpoint
         // that fails fast does not attract more traffic (Linkerd's penalty EWMA).
-        let failed = matches!(outcome, Outcome::Response(s, _) if s.is_server_error())
+        let failed = matches!(outcome, Outcome::Response(s, g) if effective_status(s, g) >= 500)
             || outcome.is_failure_without_response();
         let latency = started.elapsed();
         pick.observe(if failed {
@@ -210,10 +210,30 @@ where
     }
 }
 
+/// The HTTP status a response counts as for outlier detection and balancing: a gRPC status in
+/// the headers (a trailers-only answer) as Envoy maps it (`grpcToHttpStatus`: UNAVAILABLE →
+/// 503, DEADLINE_EXCEEDED → 504, INTERNAL/UNKNOWN/DATA_LOSS → 500, …), else the HTTP status.
+fn effective_status(status: http::StatusCode, grpc: Option<u32>) -> u16 {
+    match grpc {
+        None | Some(0) => status.as_u16(),
+        Some(1) => 499,
+        Some(3 | 9 | 11) => 400,
+        Some(4) => 504,
+        Some(5) => 404,
+        Some(6 | 10) => 409,
+        Some(7) => 403,
+        Some(8) => 429,
+        Some(12) => 501,
+        Some(14) => 503,
+        Some(16) => 401,
+        Some(_) => 500,
+    }
+}
+
 fn report(rt: &ClusterRuntime, pick: &crate::balance::Pick, outcome: &Outcome) {
     let Some(d) = &rt.outlier else { return };
     let (status, connect_failure) = match outcome {
-        Outcome::Response(s, _) => (Some(s.as_u16()), false),
+        Outcome::Response(s, grpc) => (Some(effective_status(*s, *grpc)), false),
         Outcome::ConnectFailure => (None, true),
         _ => (Some(503), false),
     };
