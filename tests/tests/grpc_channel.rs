@@ -249,3 +249,17 @@ spec:
         "{overflowed} of 5 concurrent calls overflowed a limit of 1"
     );
 }
+
+/// A VirtualService fault abort with a gRPC status (gRFC A33) reaches the caller as that status,
+/// without the backend seeing the call.
+#[tokio::test]
+async fn a_fault_abort_answers_with_the_grpc_status() {
+    let echo_backend = backend::grpc_echo("echo").await;
+    let fault = "    fault: {abort: {grpcStatus: RESOURCE_EXHAUSTED, percentage: {value: 100}}}\n";
+    let mesh =
+        TestMesh::start(&[("echo.yaml", &flaky_service(echo_backend.addr, fault, ""))]).await;
+    let (_xds, mut echo) = client(&mesh).await;
+    let status = echo.echo(request("x")).await.expect_err("aborted");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(echo_backend.hits(), 0, "the backend never saw the call");
+}
