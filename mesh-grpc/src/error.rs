@@ -3,22 +3,22 @@
 use mesh_tower::client::Error;
 use tonic::{Code, Status};
 
-/// The status for a mesh client error: UNAVAILABLE for what a retry or another endpoint could
-/// fix (no healthy endpoint, connection failures, a refused mTLS peer), DEADLINE_EXCEEDED for an
-/// expired route or call deadline, INTERNAL for requests the mesh cannot route (no listener,
-/// route or cluster: a configuration problem), INVALID_ARGUMENT for malformed requests. The
-/// message is the mesh error's, which names the cluster, route or endpoint and the reason.
+/// The status for a mesh client error: UNAVAILABLE for no healthy endpoint, connection failures
+/// and a refused mTLS peer, and also for a call the mesh cannot route (no listener, route or
+/// cluster), as gRPC's own xDS clients answer; DEADLINE_EXCEEDED for an expired route or call
+/// deadline; INVALID_ARGUMENT for malformed requests. The message is the mesh error's, which
+/// names the cluster, route or endpoint and the reason.
 pub fn to_status(e: &Error) -> Status {
     let code = match e {
         Error::NoHealthyEndpoint { .. }
         | Error::Upstream { .. }
         | Error::NoIdentity { .. }
-        | Error::Tls { .. } => Code::Unavailable,
+        | Error::Tls { .. }
+        | Error::NoTarget { .. }
+        | Error::NoRoute { .. }
+        | Error::NoCluster { .. } => Code::Unavailable,
         Error::Timeout { .. } => Code::DeadlineExceeded,
         Error::InvalidRequest(_) => Code::InvalidArgument,
-        Error::NoTarget { .. } | Error::NoRoute { .. } | Error::NoCluster { .. } => {
-            Code::Unavailable
-        }
         _ => Code::Unknown,
     };
     Status::new(code, e.to_string())
