@@ -33,3 +33,32 @@ impl From<MeshError> for Status {
         to_status(&e.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn mesh_errors_map_to_the_codes_callers_expect_and_keep_the_reason() {
+        let s = Status::from(MeshError(Error::NoHealthyEndpoint {
+            cluster: "outbound|9080||reviews".into(),
+        }));
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(s.message().contains("outbound|9080||reviews"), "{s:?}");
+        let s = to_status(&Error::Timeout {
+            route: "default".into(),
+            timeout: Duration::from_millis(250),
+        });
+        assert_eq!(s.code(), Code::DeadlineExceeded);
+        let s = to_status(&Error::NoTarget {
+            authority: "nope:80".into(),
+            target: "nope:80".into(),
+        });
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(s.message().contains("nope:80"), "{s:?}");
+        let s = to_status(&Error::InvalidRequest("no authority".into()));
+        assert_eq!(s.code(), Code::InvalidArgument);
+    }
+}
