@@ -16,7 +16,7 @@ use crate::codec::CLUSTER_TYPE;
 
 mod lb;
 mod outlier;
-mod tls;
+pub(super) mod tls;
 
 /// Envoy's `connect_timeout` when unset.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

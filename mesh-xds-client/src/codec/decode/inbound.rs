@@ -199,27 +199,9 @@ fn downstream_tls(ctx: &mut Ctx, at: &str, ts: TransportSocket) -> Option<Downst
 }
 
 /// The server certificate and (for mTLS) the trust bundle must come from provider instances.
-#[allow(deprecated)]
 fn common_context(ctx: &mut Ctx, at: &str, c: CommonTlsContext, require_client: bool) {
-    let CommonTlsContext {
-        tls_params,
-        tls_certificates,
-        tls_certificate_sds_secret_configs,
-        tls_certificate_provider_instance,
-        custom_tls_certificate_selector,
-        tls_certificate_certificate_provider,
-        tls_certificate_certificate_provider_instance,
-        alpn_protocols,
-        custom_handshaker,
-        key_log,
-        validation_context_type,
-    } = c;
-    ignore_set!(ctx, at, tls_params, alpn_protocols, key_log);
-    reject_set!(ctx, at, "certificates must come from a certificate-provider instance (the workload's identity), not inline or over SDS";
-        tls_certificates, tls_certificate_sds_secret_configs, tls_certificate_certificate_provider, custom_tls_certificate_selector, custom_handshaker);
-    if tls_certificate_provider_instance.is_none()
-        && tls_certificate_certificate_provider_instance.is_none()
-    {
+    let (own, validation_context_type) = super::cluster::tls::certificate_sources(ctx, at, c);
+    if !own {
         ctx.error(
             join(at, "tls_certificate_provider_instance"),
             "required: the server presents the workload's certificate",

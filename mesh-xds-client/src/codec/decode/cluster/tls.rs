@@ -69,13 +69,15 @@ pub(super) fn decode(ctx: &mut Ctx, ts: TransportSocket) -> Option<UpstreamTls> 
     })
 }
 
-/// The SAN matchers, after checking the certificates come from provider instances.
+/// The parts of a `CommonTlsContext` both sides read, after refusing certificates that do not
+/// come from a certificate-provider instance: whether it names the workload's own certificate,
+/// and its validation context. Shared by upstream (cluster) and downstream (inbound) TLS.
 #[allow(deprecated)]
-fn common_context(
+pub(in crate::codec::decode) fn certificate_sources(
     ctx: &mut Ctx,
     at: &str,
     c: CommonTlsContext,
-) -> Option<Vec<mesh_core::StringMatch>> {
+) -> (bool, Option<ValidationContextType>) {
     let CommonTlsContext {
         tls_params,
         tls_certificates,
@@ -93,10 +95,20 @@ fn common_context(
     reject_set!(ctx, at, "certificates must come from a certificate-provider instance (the workload's identity), not inline or over SDS";
         tls_certificates, tls_certificate_sds_secret_configs, tls_certificate_certificate_provider, custom_tls_certificate_selector);
     reject_set!(ctx, at, "custom handshakers are not supported"; custom_handshaker);
-    let _ = (
-        tls_certificate_provider_instance,
-        tls_certificate_certificate_provider_instance,
-    );
+    let own = tls_certificate_provider_instance.is_some()
+        || tls_certificate_certificate_provider_instance.is_some();
+    (own, validation_context_type)
+}
+
+/// The SAN matchers, after checking the certificates come from provider instances.
+#[allow(deprecated)]
+fn common_context(
+    ctx: &mut Ctx,
+    at: &str,
+    c: CommonTlsContext,
+) -> Option<Vec<mesh_core::StringMatch>> {
+    // A client certificate is optional here: the client presents its own when it has one.
+    let (_, validation_context_type) = certificate_sources(ctx, at, c);
     let validation = match validation_context_type {
         Some(ValidationContextType::ValidationContext(v)) => v,
         Some(ValidationContextType::CombinedValidationContext(
