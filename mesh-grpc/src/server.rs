@@ -27,6 +27,7 @@ use mesh_core::identity::{PeerIdentity, Svid};
 use mesh_core::rbac::Rbac;
 use mesh_tower::authz::AuthzLayer;
 use mesh_tower::server::{Acceptor, ServerStream};
+use mesh_tower::telemetry::{ConnectionGuard, Telemetry, TelemetryLayer, TelemetryService};
 use mesh_xds_client::XdsClient;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
@@ -64,6 +65,8 @@ pub struct MeshConnectInfo {
 pub struct MeshConn {
     stream: ServerStream,
     info: MeshConnectInfo,
+    /// Counts the connection in Istio's TCP metrics while it lives.
+    _counted: Option<ConnectionGuard>,
 }
 
 impl tonic::transport::server::Connected for MeshConn {
@@ -111,6 +114,7 @@ pub fn incoming(
     acceptor: Acceptor,
 ) -> ReceiverStream<std::io::Result<MeshConn>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let telemetry = Telemetry::global();
     tokio::spawn(async move {
         loop {
             let tcp = tokio::select! {
@@ -125,13 +129,21 @@ pub fn incoming(
                 _ = tx.closed() => return,
             };
             let _ = tcp.set_nodelay(true);
-            let (tx, acceptor) = (tx.clone(), acceptor.clone());
+            let (tx, acceptor, telemetry) = (tx.clone(), acceptor.clone(), telemetry.clone());
             tokio::spawn(async move {
                 let remote = tcp.peer_addr().ok();
                 match acceptor.accept(tcp).await {
                     Ok((stream, peer)) => {
+                        let _counted = telemetry
+                            .as_ref()
+                            .and_then(|t| t.connection(peer.as_ref().map(|p| &p.0)));
                         let info = MeshConnectInfo { peer, remote };
-                        let _ = tx.send(Ok(MeshConn { stream, info })).await;
+                        let conn = MeshConn {
+                            stream,
+                            info,
+                            _counted,
+                        };
+                        let _ = tx.send(Ok(conn)).await;
                     }
                     Err(e) if e.is_refused() => tracing::warn!(error = %e, "connection refused"),
                     Err(e) => tracing::debug!(error = %e, "connection not accepted"),
@@ -146,10 +158,13 @@ type CopyPeer = fn(http::Request<tonic::body::Body>) -> http::Request<tonic::bod
 
 /// The layer for `tonic::transport::Server::builder().layer(…)` with [`incoming`]: copies the
 /// connection's verified peer into each request as [`PeerIdentity`] (where handlers and
-/// authorization look), then applies the live RBAC filters (refusals are PERMISSION_DENIED).
+/// authorization look), records Istio's metrics with `grpc_response_status`, a server span and
+/// an access-log line ([`TelemetryLayer`], the process default telemetry when the layer is
+/// made), then applies the live RBAC filters (refusals are PERMISSION_DENIED).
 #[derive(Debug, Clone)]
 pub struct MeshServerLayer {
     authz: AuthzLayer,
+    telemetry: TelemetryLayer,
 }
 
 impl MeshServerLayer {
@@ -157,15 +172,25 @@ impl MeshServerLayer {
     pub fn new(policies: Snapshot<Vec<Rbac>>) -> MeshServerLayer {
         MeshServerLayer {
             authz: AuthzLayer::new(policies),
+            telemetry: TelemetryLayer::global(),
         }
+    }
+
+    /// Records with `telemetry` instead of the process default.
+    pub fn telemetry(mut self, telemetry: Telemetry) -> MeshServerLayer {
+        self.telemetry = TelemetryLayer::new(telemetry);
+        self
     }
 }
 
 impl<S> tower::Layer<S> for MeshServerLayer {
-    type Service = tower::util::MapRequest<mesh_tower::authz::Authz<S>, CopyPeer>;
+    type Service = tower::util::MapRequest<TelemetryService<mesh_tower::authz::Authz<S>>, CopyPeer>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        tower::util::MapRequest::new(self.authz.layer(inner), copy_peer as CopyPeer)
+        tower::util::MapRequest::new(
+            self.telemetry.layer(self.authz.layer(inner)),
+            copy_peer as CopyPeer,
+        )
     }
 }
 

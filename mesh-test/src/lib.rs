@@ -34,4 +34,5 @@ pub mod echo;
 pub mod envoy;
 pub mod grpcio;
 pub mod mesh;
+pub mod otlp;
 mod serve;

@@ -50,6 +50,7 @@ pub mod ratelimit;
 pub mod retry;
 pub mod route;
 pub mod server;
+pub mod telemetry;
 pub mod tls;
 
 pub use client::{Client, ClientBuilder, Error};

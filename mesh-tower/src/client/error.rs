@@ -95,6 +95,34 @@ pub enum Error {
 }
 
 impl Error {
+    /// The HTTP status Envoy would have answered with in the caller's place (404 for no route,
+    /// 504 for a timeout, 503 for the other upstream failures, 400 for an invalid request): the
+    /// `response_code` metrics and access logs record for this error.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::NoTarget { .. } | Error::NoRoute { .. } => 404,
+            Error::Timeout { .. } => 504,
+            Error::InvalidRequest(_) => 400,
+            _ => 503,
+        }
+    }
+
+    /// Envoy's response flag for this error (`NR`, `NC`, `UH`, `UT`, `UF`, `UC`).
+    pub fn response_flags(&self) -> crate::telemetry::ResponseFlags {
+        use crate::telemetry::ResponseFlags as F;
+        match self {
+            Error::NoTarget { .. } | Error::NoRoute { .. } => F::NO_ROUTE_FOUND,
+            Error::NoCluster { .. } => F::NO_CLUSTER_FOUND,
+            Error::NoHealthyEndpoint { .. } => F::NO_HEALTHY_UPSTREAM,
+            Error::Timeout { .. } => F::UPSTREAM_REQUEST_TIMEOUT,
+            Error::Upstream { connect: false, .. } => F::UPSTREAM_CONNECTION_TERMINATION,
+            Error::Upstream { .. } | Error::NoIdentity { .. } | Error::Tls { .. } => {
+                F::UPSTREAM_CONNECTION_FAILURE
+            }
+            Error::InvalidRequest(_) => F::NONE,
+        }
+    }
+
     /// True when the request certainly never reached an endpoint.
     pub fn never_sent(&self) -> bool {
         match self {

@@ -15,6 +15,7 @@ use super::replay::Replay;
 use super::runtime::ClusterRuntime;
 use super::{Error, Inner, headers};
 use crate::retry::{Backoff, Outcome, is_retryable, retriable_by_headers};
+use crate::telemetry::{Exchange, ResponseFlags};
 
 /// The latency a failed attempt is charged at least, for the peak-EWMA balancer.
 const FAILURE_PENALTY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -29,6 +30,7 @@ pub(super) async fn forward<B>(
     f: &ForwardAction,
     host: HeaderValue,
     req: Request<B>,
+    ex: &mut Option<Exchange>,
 ) -> Result<Response<Body>, Error>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -79,10 +81,24 @@ where
         });
     }
 
+    if let Some(ex) = ex.as_mut() {
+        ex.reached_cluster(&rt.cluster, &rt.peer, &rt.service, body.len());
+    }
     let _active = rt.budget.request();
     let _permit = match rt.breaker.try_request() {
         Ok(p) => p,
-        Err(overflow) => return Ok(crate::breaker::overflow_response(overflow)),
+        Err(overflow) => {
+            if let Some(ex) = ex.as_mut() {
+                ex.flags.insert(ResponseFlags::UPSTREAM_OVERFLOW);
+            }
+            metrics::counter!(
+                "mesh_breaker_overflows_total",
+                "cluster" => rt.cluster.name.clone(),
+                "threshold" => overflow.limit.as_str()
+            )
+            .increment(1);
+            return Ok(crate::breaker::overflow_response(overflow));
+        }
     };
     let retry = f.retry.as_ref().filter(|_| body.replayable());
     let attempts = 1 + retry.map_or(0, |r| r.num_retries);
@@ -113,6 +129,9 @@ where
         out.headers_mut().insert(HOST, host.clone());
         out.headers_mut()
             .insert(ATTEMPT_COUNT, attempt_count(attempt));
+        let span = ex
+            .as_mut()
+            .and_then(|ex| ex.attempt(&mut out, attempt, addr));
 
         let started = Instant::now();
         let per_try = retry.and_then(|r| r.per_try_timeout);
@@ -174,6 +193,9 @@ where
                 }),
             ),
         };
+        if let Some(cx) = &span {
+            end_attempt(cx, &outcome, &result);
+        }
         report(&rt, &pick, &outcome);
         // A failure is no evidence of speed: charge it at least a penalty latency, so an endpoint
         // that fails fast does not attract more traffic (Linkerd's penalty EWMA).
@@ -193,14 +215,24 @@ where
                 })
         });
         if !retryable || attempt >= attempts {
+            if retryable
+                && attempts > 1
+                && let Some(ex) = ex.as_mut()
+            {
+                ex.flags
+                    .insert(ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
+            }
             return result;
         }
         // Envoy: a retry the budget does not allow is not made; the caller gets this attempt's
         // result, so a failing cluster is not hit harder.
         let Some(permit) = rt.budget.try_retry() else {
             tracing::debug!(cluster = %rt.cluster.name, "retry budget exhausted; not retrying");
+            metrics::counter!("mesh_retry_budget_exhausted_total", "cluster" => rt.cluster.name.clone())
+                .increment(1);
             return result;
         };
+        metrics::counter!("mesh_retries_total", "cluster" => rt.cluster.name.clone()).increment(1);
         _retry_permit = Some(permit);
         attempt += 1;
         avoid = Some(addr);
@@ -227,6 +259,21 @@ fn effective_status(status: http::StatusCode, grpc: Option<u32>) -> u16 {
         Some(14) => 503,
         Some(16) => 401,
         Some(_) => 500,
+    }
+}
+
+/// Ends an attempt's span with what the attempt got.
+fn end_attempt(
+    cx: &opentelemetry::Context,
+    outcome: &Outcome,
+    result: &Result<Response<Body>, Error>,
+) {
+    match (outcome, result) {
+        (Outcome::Response(status, grpc), _) => {
+            Exchange::end_attempt(cx, status.as_u16(), *grpc, None)
+        }
+        (_, Err(e)) => Exchange::end_attempt(cx, e.http_status(), None, Some(&e.to_string())),
+        (_, Ok(_)) => Exchange::end_attempt(cx, 0, None, Some("no response")),
     }
 }
 

@@ -45,6 +45,7 @@ use mesh_xds_client::tls::{ALPN_H2, ALPN_HTTP1, client_config};
 pub use body::{Body, BoxError};
 pub use error::Error;
 
+use crate::telemetry::{Exchange, Observed, ResponseFlags, Telemetry};
 use runtime::{ClientTls, Runtimes};
 
 /// Request bodies up to this size are buffered so they can be retried and mirrored.
@@ -68,6 +69,7 @@ struct Inner {
     http1: HyperClient<HttpConnector, Body>,
     http2: HyperClient<HttpConnector, Body>,
     max_replay: usize,
+    telemetry: Option<crate::telemetry::Telemetry>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -126,11 +128,44 @@ impl Client {
             state,
             max_replay: DEFAULT_MAX_REPLAY_BYTES,
             identity: None,
+            telemetry: None,
         }
     }
 
     /// Sends `req` (absolute URI, or a `Host` header) through the mesh.
     pub async fn request<B>(&self, req: Request<B>) -> Result<Response<Body>, Error>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let Some(t) = &self.inner.telemetry else {
+            return self.send(req, &mut None).await;
+        };
+        let mut ex = Some(Exchange::client(&t.shared, &req));
+        let result = self.send(req, &mut ex).await;
+        let Some(mut ex) = ex else { return result };
+        match result {
+            Ok(resp) => {
+                let (parts, b) = resp.into_parts();
+                let b = body::boxed(Observed::new(b, ex, parts.status, &parts.headers));
+                Ok(Response::from_parts(parts, b))
+            }
+            Err(e) => {
+                if let Error::NoTarget { authority, .. } | Error::NoRoute { authority, .. } = &e {
+                    ex.asked_for(authority);
+                }
+                ex.flags.insert(e.response_flags());
+                ex.finish(e.http_status(), None, 0, Some(&e.to_string()));
+                Err(e)
+            }
+        }
+    }
+
+    async fn send<B>(
+        &self,
+        req: Request<B>,
+        ex: &mut Option<Exchange>,
+    ) -> Result<Response<Body>, Error>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -168,6 +203,23 @@ impl Client {
             None => http::HeaderValue::try_from(authority)
                 .map_err(|e| Error::InvalidRequest(format!("authority {authority:?}: {e}")))?,
         };
+        // Answers the mesh gives itself (direct responses, rate limits, faults) are labelled
+        // with the route's first cluster, as Envoy's router does.
+        if let Some(ex) = ex.as_mut() {
+            match &route.action {
+                RouteAction::Forward(f) => {
+                    match f
+                        .clusters
+                        .first()
+                        .and_then(|c| runtimes.clusters.get(&c.name))
+                    {
+                        Some(rt) => ex.reached_cluster(&rt.cluster, &rt.peer, &rt.service, None),
+                        None => ex.asked_for(authority),
+                    }
+                }
+                RouteAction::DirectResponse { .. } => ex.asked_for(authority),
+            }
+        }
         match &route.action {
             RouteAction::DirectResponse { status, body } => {
                 let mut resp = Response::new(match body {
@@ -184,18 +236,28 @@ impl Client {
                     && let Some(bucket) = runtimes.buckets.get(&runtime::route_key(route))
                     && let Err(wait) = bucket.try_acquire(tokio::time::Instant::now())
                 {
+                    flag(ex, ResponseFlags::RATE_LIMITED);
                     return Ok(crate::ratelimit::limited_response(wait));
                 }
                 if let Some(fault) = &route.fault {
                     let inj = crate::fault::decide_random(fault, &req);
                     if let Some(d) = inj.delay {
+                        flag(ex, ResponseFlags::DELAY_INJECTED);
+                        crate::fault::count_injected("delay");
                         tokio::time::sleep(d).await;
                     }
                     if let Some(status) = inj.abort {
+                        flag(ex, ResponseFlags::FAULT_INJECTED);
+                        crate::fault::count_injected("abort");
                         return Ok(crate::fault::abort_response(status));
                     }
                 }
-                let send = forward::forward(&self.inner, &runtimes, route, f, host, req);
+                if let Some(ex) = ex.as_mut()
+                    && ex.logged()
+                {
+                    ex.route = Some(Arc::from(route.name.as_str()));
+                }
+                let send = forward::forward(&self.inner, &runtimes, route, f, host, req, ex);
                 let mut resp = match f.timeout {
                     Some(t) => {
                         tokio::time::timeout(t, send)
@@ -221,6 +283,7 @@ pub struct ClientBuilder {
     state: Snapshot<MeshResources>,
     max_replay: usize,
     identity: Option<Snapshot<Option<Svid>>>,
+    telemetry: Option<Telemetry>,
 }
 
 impl ClientBuilder {
@@ -243,13 +306,23 @@ impl ClientBuilder {
         self
     }
 
+    /// Records metrics, spans and access-log lines with `telemetry` (`reporter="source"`).
+    /// Default: the process default ([`Telemetry::install`]) when the client is built, else
+    /// nothing is recorded.
+    pub fn telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = Some(telemetry);
+        self
+    }
+
     /// The client. Must be called inside a tokio runtime.
     pub fn build(self) -> Client {
         let ClientBuilder {
             state,
             max_replay,
             identity,
+            telemetry,
         } = self;
+        let telemetry = telemetry.or_else(Telemetry::global);
         let tls = identity.as_ref().map(|id| ClientTls {
             http1: client_config(id.clone(), &[ALPN_HTTP1]),
             http2: client_config(id.clone(), &[ALPN_H2]),
@@ -280,9 +353,17 @@ impl ClientBuilder {
                 http1,
                 http2,
                 max_replay,
+                telemetry,
                 task,
             }),
         }
+    }
+}
+
+/// Sets a response flag on the request's observation, if it has one.
+fn flag(ex: &mut Option<Exchange>, f: ResponseFlags) {
+    if let Some(ex) = ex {
+        ex.flags.insert(f);
     }
 }
 

@@ -32,6 +32,14 @@ impl Replay {
         matches!(self, Replay::Buffered(_))
     }
 
+    /// The length of a buffered body.
+    pub(crate) fn len(&self) -> Option<u64> {
+        match self {
+            Replay::Buffered(b) => Some(b.len() as u64),
+            Replay::Stream(_) => None,
+        }
+    }
+
     /// The body for one attempt (a stream can be taken once).
     pub(crate) fn take(&mut self) -> Option<Body> {
         match self {

@@ -62,6 +62,10 @@ pub(crate) struct ClusterRuntime {
     /// The cluster's own TLS pools when `cluster.tls` is set and the client has an identity;
     /// `None` for plaintext clusters (they use the client's shared pools).
     pub(crate) tls: Option<TlsClients>,
+    /// The server side as metrics label it (the identity its TLS settings expect).
+    pub(crate) peer: Arc<crate::telemetry::Peer>,
+    /// `destination_service`: the service host of the cluster's name.
+    pub(crate) service: Arc<str>,
 }
 
 /// Everything built from one published mesh state, swapped whole on every change: a request
@@ -199,7 +203,9 @@ pub(crate) fn build(
             {
                 Some(d.clone())
             }
-            (Some(cfg), _) => Some(Arc::new(OutlierDetector::new(cfg.clone()))),
+            (Some(cfg), _) => Some(Arc::new(
+                OutlierDetector::new(cfg.clone()).named(&cluster.name),
+            )),
             (None, _) => None,
         };
         if let Some(d) = &outlier {
@@ -220,6 +226,7 @@ pub(crate) fn build(
             },
             _ => None,
         };
+        let (peer, service) = crate::telemetry::destination_of(cluster);
         out.insert(
             name.clone(),
             Arc::new(ClusterRuntime {
@@ -230,6 +237,8 @@ pub(crate) fn build(
                 budget,
                 outlier,
                 tls: tls_clients,
+                peer,
+                service,
             }),
         );
     }

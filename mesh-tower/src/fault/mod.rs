@@ -52,6 +52,11 @@ pub fn decide<B>(
     }
 }
 
+/// Counts an injected fault (`mesh_faults_injected_total{kind="delay"|"abort"}`).
+pub(crate) fn count_injected(kind: &'static str) {
+    metrics::counter!("mesh_faults_injected_total", "kind" => kind).increment(1);
+}
+
 /// Decides with fresh random numbers.
 pub fn decide_random<B>(policy: &FaultPolicy, req: &Request<B>) -> Injection {
     decide(

@@ -23,6 +23,7 @@ mod sweep;
 mod tests;
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use mesh_core::cluster::OutlierDetection;
@@ -47,6 +48,19 @@ pub enum EjectionReason {
     FailurePercentage,
 }
 
+impl EjectionReason {
+    /// The reason as a metric label: `consecutive_5xx`, `consecutive_gateway_failure`,
+    /// `success_rate`, `failure_percentage`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EjectionReason::Consecutive5xx => "consecutive_5xx",
+            EjectionReason::ConsecutiveGatewayFailure => "consecutive_gateway_failure",
+            EjectionReason::SuccessRate => "success_rate",
+            EjectionReason::FailurePercentage => "failure_percentage",
+        }
+    }
+}
+
 /// Outlier detection for one cluster. Share it (`Arc`) between the client and the sweeper.
 pub struct OutlierDetector {
     config: OutlierDetection,
@@ -54,16 +68,25 @@ pub struct OutlierDetector {
     hosts: AtomicU32,
     /// Endpoints ejected and not yet returned.
     ejected: AtomicU32,
+    /// The cluster's name, for the ejection counter.
+    cluster: Arc<str>,
 }
 
 impl OutlierDetector {
     /// A detector with `config` and no endpoint ejected.
     pub fn new(config: OutlierDetection) -> Self {
         Self {
+            cluster: Arc::from(""),
             config,
             hosts: AtomicU32::new(0),
             ejected: AtomicU32::new(0),
         }
+    }
+
+    /// Names the cluster in logs and in `mesh_outlier_ejections_total{cluster}`.
+    pub fn named(mut self, cluster: &str) -> Self {
+        self.cluster = Arc::from(cluster);
+        self
     }
 
     /// The configuration.
@@ -170,7 +193,13 @@ impl OutlierDetector {
             return false;
         }
         stats.ejections.store(times, Ordering::Release);
-        tracing::info!(endpoint = %stats.addr, ?reason, ?duration, "outlier ejected");
+        tracing::info!(cluster = %self.cluster, endpoint = %stats.addr, ?reason, ?duration, "outlier ejected");
+        metrics::counter!(
+            "mesh_outlier_ejections_total",
+            "cluster" => self.cluster.to_string(),
+            "reason" => reason.as_str()
+        )
+        .increment(1);
         true
     }
 

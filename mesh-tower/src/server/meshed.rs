@@ -18,6 +18,7 @@ use super::{Acceptor, LocalPolicy, LocalPolicyLayer, serve_with_shutdown};
 use crate::authz::AuthzLayer;
 use crate::client::BoxError;
 use crate::ratelimit::TokenBucket;
+use crate::telemetry::TelemetryLayer;
 
 /// Serves `service` on `listener` with the workload's certificate from `identity`, as the
 /// inbound listener the control plane sends for the listener's address says (gRFC A36: named by
@@ -30,6 +31,9 @@ use crate::ratelimit::TokenBucket;
 ///   for gRPC — through [`AuthzLayer`];
 /// - its fault and local rate limit filters apply next, through [`LocalPolicyLayer`] (the
 ///   client stack's fault decisions and token bucket).
+///
+/// Metrics, spans and access-log lines are recorded with the process default [`Telemetry`](crate::telemetry::Telemetry)
+/// (`reporter="destination"`), if one was installed before the call ([`TelemetryLayer`]).
 ///
 /// Both follow config changes live. As A36 asks, nothing is accepted until the listener has
 /// arrived; if it is later removed, the last authorization policy and the acceptor's STRICT mode
@@ -94,10 +98,13 @@ pub async fn serve_meshed<S, B, F>(
     ));
     tracing::info!(listener = %name, "serving, following the inbound listener");
     let acceptor = Acceptor::new(identity).inbound(resources, name);
-    // The chain's HTTP filters in Envoy's order: authorization, then fault and rate limit.
-    let app = AuthzLayer::new(filters)
-        .with_local_port(addr.port())
-        .layer(LocalPolicyLayer::new(local).layer(service));
+    // The chain's HTTP filters in Envoy's order: authorization, then fault and rate limit;
+    // telemetry outside them all, so their answers are observed too.
+    let app = TelemetryLayer::global().layer(
+        AuthzLayer::new(filters)
+            .with_local_port(addr.port())
+            .layer(LocalPolicyLayer::new(local).layer(service)),
+    );
     serve_with_shutdown(listener, acceptor, app, shutdown).await;
     sync.abort();
 }

@@ -53,6 +53,7 @@ pub async fn serve_with_shutdown<S, B, F>(
     B::Error: Into<BoxError>,
     F: Future<Output = ()>,
 {
+    let telemetry = crate::telemetry::Telemetry::global();
     let graceful = GracefulShutdown::new();
     // Owned by the loop: dropping the loop's future aborts every connection.
     let mut connections = JoinSet::new();
@@ -74,6 +75,7 @@ pub async fn serve_with_shutdown<S, B, F>(
         let acceptor = acceptor.clone();
         let service = service.clone();
         let watcher = graceful.watcher();
+        let telemetry = telemetry.clone();
         connections.spawn(async move {
             let (stream, peer) = match acceptor.accept(tcp).await {
                 Ok(accepted) => accepted,
@@ -87,6 +89,9 @@ pub async fn serve_with_shutdown<S, B, F>(
                 }
             };
             let remote = stream.tcp().peer_addr().ok();
+            let _counted = telemetry
+                .as_ref()
+                .and_then(|t| t.connection(peer.as_ref().map(|p| &p.0)));
             let service = TowerToHyperService::new(PeerIdentityLayer::new(peer).layer(service));
             let builder = auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
