@@ -20,6 +20,7 @@ use crate::route::{DomainMatch, HostChoice, choose_virtual_host};
 
 /// How the client routes one request, step by step ([`explain`]).
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Explanation {
     /// The request explained: method, authority and path.
     pub request: RequestLine,
@@ -49,6 +50,7 @@ pub struct Explanation {
 
 /// The parts of a request routing reads.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct RequestLine {
     /// Method.
     pub method: String,
@@ -60,6 +62,7 @@ pub struct RequestLine {
 
 /// The virtual host chosen for an authority.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct VirtualHostChoice {
     /// Its name.
     pub name: String,
@@ -73,6 +76,7 @@ pub struct VirtualHostChoice {
 
 /// A route tried before the match, and the condition that ruled it out.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Skipped {
     /// Its name, or `routes[<index>]` when it has none.
     pub route: String,
@@ -89,6 +93,7 @@ pub struct Skipped {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Action {
     /// Forward to one of the clusters in [`Explanation::clusters`].
     Forward {
@@ -118,6 +123,7 @@ pub enum Action {
 
 /// A retry policy in brief.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct RetrySummary {
     /// Conditions retried, in Envoy's spelling (`5xx`, `reset`, …).
     pub retry_on: Vec<&'static str>,
@@ -133,6 +139,7 @@ pub struct RetrySummary {
 
 /// One cluster of a split.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct ClusterShare {
     /// Cluster name.
     pub name: String,

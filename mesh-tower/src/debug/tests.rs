@@ -669,3 +669,21 @@ async fn the_views_follow_live_state_changes() {
         "{why}"
     );
 }
+
+#[test]
+fn it_has_what_serve_and_axum_nest_service_require() {
+    fn mountable<S>(_: &S)
+    where
+        S: tower::Service<
+                Request<hyper::body::Incoming>,
+                Response = http::Response<Full<Bytes>>,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+    }
+    mountable(&DebugService::from_snapshot(Snapshot::new(mesh())));
+}
