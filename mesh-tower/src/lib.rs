@@ -21,6 +21,11 @@
 //! mode per connection, its RBAC filters, inbound faults and rate limits
 //! ([`server::LocalPolicyLayer`]) per request, all live.
 //!
+//! [`debug::DebugService`] is one router an app can mount (served with [`server::serve`], nested
+//! in axum, or called directly) answering JSON about the live state: a CSDS-style config dump,
+//! the route tables, each cluster's endpoints with their live balancer and outlier state, and
+//! [`debug::explain`], which says how the client routes a given request and why.
+//!
 //! Not yet: metrics and tracing; see the README's feature table.
 //!
 //! # Example
@@ -43,6 +48,7 @@ pub mod authz;
 pub mod balance;
 pub mod breaker;
 pub mod client;
+pub mod debug;
 pub mod endpoint;
 pub mod fault;
 pub mod outlier;

@@ -24,6 +24,7 @@
 //! requests; requests in flight finish with the state they started with.
 
 pub mod body;
+pub(crate) mod debug;
 mod error;
 mod forward;
 mod headers;

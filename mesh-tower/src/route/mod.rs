@@ -18,42 +18,86 @@ pub use matching::route_matches;
 /// `*.suffix`, then the longest `prefix*`, then `*`. The authority is tried with its port first,
 /// then without.
 pub fn select_virtual_host<'a>(table: &'a RouteTable, authority: &str) -> Option<&'a VirtualHost> {
+    choose_virtual_host(table, authority).map(|c| c.vh)
+}
+
+/// A virtual host chosen for an authority, with the domain that won and how it matched.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HostChoice<'a> {
+    /// The virtual host.
+    pub(crate) vh: &'a VirtualHost,
+    /// The domain of `vh` that matched.
+    pub(crate) domain: &'a str,
+    /// How `domain` matched.
+    pub(crate) kind: DomainMatch,
+    /// True when only the authority without its port matched.
+    pub(crate) port_stripped: bool,
+}
+
+/// How a virtual host's domain matched an authority, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum DomainMatch {
+    /// `*`.
+    Any,
+    /// `prefix*`.
+    Prefix,
+    /// `*.suffix`.
+    Suffix,
+    /// The whole domain.
+    Exact,
+}
+
+/// [`select_virtual_host`], saying which domain won and how.
+pub(crate) fn choose_virtual_host<'a>(
+    table: &'a RouteTable,
+    authority: &str,
+) -> Option<HostChoice<'a>> {
     find_host(table, authority).or_else(|| {
         let (host, port) = authority.rsplit_once(':')?;
         // Only a numeric port is stripped; IPv6 literals are bracketed, so `]:` precedes it.
         let numeric = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
         if numeric {
-            find_host(table, host)
+            find_host(table, host).map(|c| HostChoice {
+                port_stripped: true,
+                ..c
+            })
         } else {
             None
         }
     })
 }
 
-fn find_host<'a>(table: &'a RouteTable, authority: &str) -> Option<&'a VirtualHost> {
-    // (rank, length): exact beats suffix beats prefix beats `*`; longer wildcards win within a kind.
-    let mut best: Option<((u8, usize), &VirtualHost)> = None;
+fn find_host<'a>(table: &'a RouteTable, authority: &str) -> Option<HostChoice<'a>> {
+    // (kind, length): exact beats suffix beats prefix beats `*`; longer wildcards win within a kind.
+    let mut best: Option<((DomainMatch, usize), HostChoice<'a>)> = None;
     for vh in &table.virtual_hosts {
         for d in &vh.domains {
             let score = if d == "*" {
-                Some((0, 0))
+                Some((DomainMatch::Any, 0))
             } else if let Some(suffix) = d.strip_prefix('*') {
                 (authority.len() > suffix.len() && ends_with_ignore_case(authority, suffix))
-                    .then_some((2, suffix.len()))
+                    .then_some((DomainMatch::Suffix, suffix.len()))
             } else if let Some(prefix) = d.strip_suffix('*') {
                 (authority.len() > prefix.len() && starts_with_ignore_case(authority, prefix))
-                    .then_some((1, prefix.len()))
+                    .then_some((DomainMatch::Prefix, prefix.len()))
             } else {
-                d.eq_ignore_ascii_case(authority).then_some((3, d.len()))
+                d.eq_ignore_ascii_case(authority)
+                    .then_some((DomainMatch::Exact, d.len()))
             };
             if let Some(s) = score
-                && best.is_none_or(|(b, _)| s > b)
+                && best.as_ref().is_none_or(|(b, _)| s > *b)
             {
-                best = Some((s, vh));
+                let choice = HostChoice {
+                    vh,
+                    domain: d,
+                    kind: s.0,
+                    port_stripped: false,
+                };
+                best = Some((s, choice));
             }
         }
     }
-    best.map(|(_, vh)| vh)
+    best.map(|(_, c)| c)
 }
 
 fn ends_with_ignore_case(s: &str, suffix: &str) -> bool {
