@@ -194,6 +194,12 @@ impl Exchange {
             out.headers_mut().insert("baggage", b.clone());
         }
         let (tracer, parent) = (self.shared.tracer.as_ref()?, self.cx.as_ref()?);
+        if !parent.span().span_context().is_sampled() {
+            // Nothing of this trace is recorded: downstream needs only the trace id and the
+            // decision, which the request span carries; an attempt span would cost for nothing.
+            self.shared.propagation.inject(parent, out.headers_mut());
+            return None;
+        }
         let cx = super::trace::start(tracer, parent, SpanKind::Client, out, |attrs| {
             attrs.push(opentelemetry::KeyValue::new(
                 "http.request.resend_count",

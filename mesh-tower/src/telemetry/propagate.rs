@@ -4,7 +4,7 @@
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 use opentelemetry::Context;
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
@@ -28,6 +28,8 @@ impl Default for Propagation {
     }
 }
 
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 const B3: HeaderName = HeaderName::from_static("b3");
 const B3_TRACE: HeaderName = HeaderName::from_static("x-b3-traceid");
 const B3_SPAN: HeaderName = HeaderName::from_static("x-b3-spanid");
@@ -43,16 +45,6 @@ impl Extractor for Headers<'_> {
     }
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(HeaderName::as_str).collect()
-    }
-}
-
-struct HeadersMut<'a>(&'a mut HeaderMap);
-
-impl Injector for HeadersMut<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(k), Ok(v)) = (HeaderName::try_from(key), HeaderValue::try_from(value)) {
-            self.0.insert(k, v);
-        }
     }
 }
 
@@ -80,16 +72,38 @@ impl Propagation {
         if !sc.is_valid() {
             return;
         }
+        let trace = sc.trace_id().to_bytes();
+        let span_id = sc.span_id().to_bytes();
         if self.w3c {
-            TraceContextPropagator::new().inject_context(cx, &mut HeadersMut(headers));
+            // `00-{trace}-{span}-{flags}`, formatted on the stack.
+            let mut buf = [0u8; 55];
+            buf[..3].copy_from_slice(b"00-");
+            hex_into(&trace, &mut buf[3..35]);
+            buf[35] = b'-';
+            hex_into(&span_id, &mut buf[36..52]);
+            buf[52] = b'-';
+            hex_into(&[u8::from(sc.is_sampled())], &mut buf[53..55]);
+            if let Ok(v) = HeaderValue::from_bytes(&buf) {
+                headers.insert(TRACEPARENT, v);
+            }
+            let state = sc.trace_state().header();
+            match HeaderValue::try_from(state) {
+                Ok(v) if !v.is_empty() => {
+                    headers.insert(TRACESTATE, v);
+                }
+                _ => {
+                    headers.remove(TRACESTATE);
+                }
+            }
         }
         if self.b3 {
-            let hex = |s: String| HeaderValue::try_from(s).ok();
-            if let Some(v) = hex(sc.trace_id().to_string()) {
-                headers.insert(B3_TRACE, v);
-            }
-            if let Some(v) = hex(sc.span_id().to_string()) {
-                headers.insert(B3_SPAN, v);
+            let mut t = [0u8; 32];
+            hex_into(&trace, &mut t);
+            let mut s = [0u8; 16];
+            hex_into(&span_id, &mut s);
+            if let (Ok(t), Ok(s)) = (HeaderValue::from_bytes(&t), HeaderValue::from_bytes(&s)) {
+                headers.insert(B3_TRACE, t);
+                headers.insert(B3_SPAN, s);
             }
             headers.insert(
                 B3_SAMPLED,
@@ -98,6 +112,15 @@ impl Propagation {
             headers.remove(B3_PARENT);
             headers.remove(B3);
         }
+    }
+}
+
+/// Lowercase hex of `bytes` into `out` (twice as long).
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
     }
 }
 
@@ -210,6 +233,10 @@ mod tests {
         assert!(w3c_only.extract(&multi).is_none());
     }
 
+    fn sc_trace() -> TraceId {
+        TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap()
+    }
+
     #[test]
     fn injects_both_formats() {
         let sc = remote(
@@ -228,6 +255,9 @@ mod tests {
         assert_eq!(h["x-b3-spanid"], "00f067aa0ba902b7");
         assert_eq!(h["x-b3-sampled"], "1");
         assert!(!h.contains_key("b3"));
+        // The SDK's own W3C propagator reads what we wrote.
+        let sdk = TraceContextPropagator::new().extract(&Headers(&h));
+        assert_eq!(span_of(&sdk).trace_id(), sc_trace());
         // Round trip through our own extraction.
         let back = span_of(&Propagation::default().extract(&h).unwrap());
         assert_eq!(
