@@ -15,7 +15,8 @@
 //!
 //! Modes, interleaved each round: `off` (bare client → bare server, the baseline), `client X`
 //! (client with setting X → bare server) and `server X` (bare client → server with X).
-//! Reported: requests per second (median round) and each mode's ratio to `off`.
+//! Reported: requests per second (median round) and each mode's ratio to `off`. After every
+//! round the exporters are flushed, so no mode pays for the previous one's spans.
 
 #![allow(missing_docs)]
 
@@ -140,12 +141,13 @@ fn main() {
                         tokio::spawn(mesh_tower::server::serve(listener, acceptor, app));
                     }
                 }
-                addr_tx.send(addrs).unwrap();
+                addr_tx.send((addrs, providers)).unwrap();
                 std::future::pending::<()>().await;
             });
         })
         .unwrap();
-    let addrs: Vec<SocketAddr> = addr_rx.recv().unwrap();
+    let (addrs, server_providers): (Vec<SocketAddr>, Vec<SdkTracerProvider>) =
+        addr_rx.recv().unwrap();
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -164,7 +166,7 @@ fn main() {
         let bare = mesh_tower::Client::builder(state.clone()).build();
         // (label, client, server index)
         let mut modes: Vec<(String, mesh_tower::Client, usize)> = vec![("off".into(), bare.clone(), 0)];
-        let mut providers = Vec::new();
+        let mut providers = server_providers;
         for (i, name) in SETTINGS.iter().enumerate() {
             let (t, p) = setting(name, &endpoint, "client");
             providers.extend(p);
@@ -179,6 +181,11 @@ fn main() {
         for _ in 0..rounds {
             for (i, (_, client, server)) in modes.iter().enumerate() {
                 results[i].push(round(client, &host(*server), secs).await);
+                // Let the exporters drain, so one mode's spans are not sent during the next.
+                for p in &providers {
+                    let p = p.clone();
+                    let _ = std::thread::spawn(move || p.force_flush()).join();
+                }
             }
         }
         let base = median(results[0].clone());

@@ -169,3 +169,55 @@ pub async fn start_with_ca(
     .await
     .expect("control plane starts")
 }
+
+/// A static mesh without a control plane: target `host:port` routes everything to one cluster
+/// (`outbound|<port>||<host>`) holding `addr`, over mutual TLS with `tls` when given.
+pub fn single_cluster(
+    host: &str,
+    port: u16,
+    addr: SocketAddr,
+    tls: Option<mesh_core::cluster::UpstreamTls>,
+) -> mesh_core::MeshResources {
+    use mesh_core::route::*;
+    let target = mesh_core::target_name(host, port);
+    let cluster = mesh_core::cluster_name(host, port, None);
+    let mut r = mesh_core::MeshResources::default();
+    r.listeners.insert(
+        target.clone(),
+        mesh_core::listener::Listener::api(target.clone()).into(),
+    );
+    let route = Route {
+        name: "all".into(),
+        matcher: RouteMatch::default(),
+        action: RouteAction::Forward(ForwardAction::to_cluster(cluster.clone())),
+        request_headers: HeaderMutation::default(),
+        response_headers: HeaderMutation::default(),
+        fault: None,
+        rate_limit: None,
+    };
+    let vh = VirtualHost {
+        name: host.into(),
+        domains: vec!["*".into()],
+        routes: vec![route],
+    };
+    r.route_tables.insert(
+        target.clone(),
+        RouteTable {
+            name: target,
+            virtual_hosts: vec![vh],
+        }
+        .into(),
+    );
+    let mut c = mesh_core::cluster::Cluster::new(cluster.clone());
+    c.tls = tls;
+    r.clusters.insert(cluster.clone(), c.into());
+    let cla = mesh_core::endpoint::ClusterLoadAssignment {
+        cluster_name: cluster.clone(),
+        localities: vec![mesh_core::endpoint::LocalityEndpoints {
+            endpoints: vec![mesh_core::endpoint::Endpoint::new(addr)],
+            ..Default::default()
+        }],
+    };
+    r.assignments.insert(cluster, cla.into());
+    r
+}

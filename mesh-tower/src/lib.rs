@@ -26,7 +26,12 @@
 //! the route tables, each cluster's endpoints with their live balancer and outlier state, and
 //! [`debug::explain`], which says how the client routes a given request and why.
 //!
-//! Not yet: metrics and tracing; see the README's feature table.
+//! [`telemetry`] makes both stacks observable the way Istio's dashboards expect: Istio's standard
+//! metrics (`istio_requests_total` and friends, `reporter="source"` from [`Client`],
+//! `reporter="destination"` from [`telemetry::TelemetryLayer`], which `serve_meshed` adds),
+//! OpenTelemetry spans per request, per attempt and per served request with W3C and B3
+//! propagation (the inbound request's context reaches the outbound calls its handler makes), and
+//! JSON access logs.
 //!
 //! # Example
 //! ```no_run

@@ -1,7 +1,8 @@
 //! tonic's own `Server::builder()` meshed with `mesh_grpc::server::{incoming, MeshServerLayer}`:
 //! mTLS connections from the mesh acceptor, the caller's SPIFFE ID in the handler's request
 //! extensions, RBAC refusals as PERMISSION_DENIED, plaintext refused — called through a
-//! `mesh_grpc::Channel` whose cluster is `ISTIO_MUTUAL` from the YAML.
+//! `mesh_grpc::Channel` whose cluster is `ISTIO_MUTUAL` from the YAML; Istio's metrics with the
+//! caller's principal and `grpc_response_status`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use mesh_test::echo::pb::echo_server::{Echo, EchoServer};
 use mesh_test::echo::pb::{EchoReply, EchoRequest};
 use mesh_test::mesh::TestMesh;
 use mesh_tower::server::Acceptor;
+use mesh_tower::telemetry::{Telemetry, Workload};
 use mesh_xds_client::{Bootstrap, Options, XdsClient};
 use tokio::net::TcpListener;
 use tonic::{Code, Status};
@@ -93,10 +95,16 @@ async fn tonic_server_builder_gets_mtls_identity_and_authorization() {
             )))],
         },
     ));
-    let acceptor = Acceptor::new(Snapshot::new(Some(ca.svid(&server_id, hour))));
+    let prometheus = mesh_tower::telemetry::prometheus().unwrap();
+    let server_svid = Snapshot::new(Some(ca.svid(&server_id, hour)));
+    let telemetry = Telemetry::builder()
+        .workload(Workload::new("echo-v1", "default"))
+        .identity(server_svid.clone())
+        .build();
+    let acceptor = Acceptor::new(server_svid);
     tokio::spawn(
         tonic::transport::Server::builder()
-            .layer(MeshServerLayer::new(Snapshot::new(vec![deny])))
+            .layer(MeshServerLayer::new(Snapshot::new(vec![deny])).telemetry(telemetry))
             .add_service(EchoServer::new(WhoAmI))
             .serve_with_incoming(incoming(listener, acceptor)),
     );
@@ -135,6 +143,37 @@ async fn tonic_server_builder_gets_mtls_identity_and_authorization() {
         denied.message().contains("default/no-intruders"),
         "{denied:?}"
     );
+
+    // The layer's metrics: the caller by its SPIFFE ID, the gRPC status as its own label
+    // (PERMISSION_DENIED is 7), recorded once the response is done.
+    let series = |sa: &str, grpc: &str| {
+        let caller = ca.id("default", sa).to_string();
+        let want = [
+            ("reporter=\"destination\"".to_string()),
+            format!("source_principal=\"{caller}\""),
+            format!("destination_principal=\"{server_id}\""),
+            "destination_workload=\"echo-v1\"".to_string(),
+            "request_protocol=\"grpc\"".to_string(),
+            "connection_security_policy=\"mutual_tls\"".to_string(),
+            "response_code=\"200\"".to_string(),
+            format!("grpc_response_status=\"{grpc}\""),
+        ];
+        prometheus
+            .render()
+            .lines()
+            .filter(|l| l.starts_with("istio_requests_total{"))
+            .filter(|l| want.iter().all(|w| l.contains(w.as_str())))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum::<f64>()
+    };
+    for _ in 0..50 {
+        if series("caller", "0") + series("intruder", "7") >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(series("caller", "0"), 1.0, "{}", prometheus.render());
+    assert_eq!(series("intruder", "7"), 1.0, "{}", prometheus.render());
 
     let plain = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()

@@ -341,3 +341,109 @@ async fn prometheus_text_has_istio_series_with_exact_counts_and_access_logs_are_
         3
     );
 }
+
+/// Over mutual TLS both sides name each other by SPIFFE ID, and the server reports the
+/// connection as `mutual_tls`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_exchanges_carry_both_principals() {
+    use mesh_core::StringMatch;
+    use mesh_core::cluster::UpstreamTls;
+    use mesh_test::ca::TestCa;
+
+    let handle = prometheus();
+    let hour = Duration::from_secs(3600);
+    let ca = TestCa::new("cluster.local");
+    let (server_id, client_id) = (ca.id("data", "db"), ca.id("shop", "orders"));
+    let server_svid = Snapshot::new(Some(ca.svid(&server_id, hour)));
+    let client_svid = Snapshot::new(Some(ca.svid(&client_id, hour)));
+
+    let server_telemetry = Telemetry::builder()
+        .workload(Workload::new("db-v1", "data"))
+        .identity(server_svid.clone())
+        .build();
+    let app = tower::service_fn(|_req: Request<Incoming>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"row"))))
+    });
+    // `serve` counts connections with the process default telemetry.
+    server_telemetry.install();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(
+        listener,
+        Acceptor::new(server_svid),
+        TelemetryLayer::new(server_telemetry).layer(app),
+    ));
+    let tls = UpstreamTls {
+        sni: None,
+        san_matchers: vec![StringMatch::Exact(server_id.to_string())],
+    };
+    let state = Snapshot::new(mesh_test::mesh::single_cluster(
+        "db.data.svc.cluster.local",
+        80,
+        addr,
+        Some(tls),
+    ));
+    let client = Client::builder(state)
+        .identity(client_svid.clone())
+        .telemetry(
+            Telemetry::builder()
+                .workload(Workload::new("orders-v1", "shop"))
+                .identity(client_svid)
+                .build(),
+        )
+        .build();
+    for _ in 0..3 {
+        let resp = client
+            .request(
+                Request::get("http://db.data.svc.cluster.local/q")
+                    .body(Empty::<Bytes>::new())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.into_body().collect().await.unwrap();
+    }
+    let (client_uri, server_uri) = (client_id.to_string(), server_id.to_string());
+    let dest: Vec<(&str, &str)> = vec![
+        ("reporter", "destination"),
+        ("source_principal", &client_uri),
+        ("source_workload", "orders-v1"),
+        ("source_workload_namespace", "shop"),
+        ("destination_principal", &server_uri),
+        ("destination_workload", "db-v1"),
+        ("connection_security_policy", "mutual_tls"),
+        ("response_code", "200"),
+    ];
+    let mut text = handle.render();
+    for _ in 0..50 {
+        if sample(&text, "istio_requests_total", &dest) >= 3.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text = handle.render();
+    }
+    assert_eq!(sample(&text, "istio_requests_total", &dest), 3.0, "{text}");
+    let source = [
+        ("reporter", "source"),
+        ("source_principal", client_uri.as_str()),
+        ("destination_principal", server_uri.as_str()),
+        ("destination_workload_namespace", "data"),
+        ("destination_service", "db.data.svc.cluster.local"),
+        ("response_code", "200"),
+    ];
+    assert_eq!(
+        sample(&text, "istio_requests_total", &source),
+        3.0,
+        "{text}"
+    );
+    // The server counted the mTLS connection by its peer.
+    let conn = [
+        ("reporter", "destination"),
+        ("source_principal", client_uri.as_str()),
+        ("connection_security_policy", "mutual_tls"),
+        ("request_protocol", "tcp"),
+    ];
+    let opened = sample(&text, "istio_tcp_connections_opened_total", &conn);
+    assert!(opened >= 1.0, "{text}");
+}

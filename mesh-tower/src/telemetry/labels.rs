@@ -232,6 +232,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn workload_from_istio_node_metadata() {
+        let metadata = serde_json::json!({
+            "WORKLOAD_NAME": "reviews-v2",
+            "NAMESPACE": "shop",
+            "LABELS": { "app": "reviews", "version": "v2" },
+        });
+        let node = mesh_xds_client::bootstrap::NodeInfo {
+            id: "sidecar~10.0.0.7~reviews-v2-abc.shop~shop.svc.cluster.local".into(),
+            cluster: String::new(),
+            metadata: metadata.as_object().unwrap().clone(),
+            locality: Default::default(),
+        };
+        let w = Workload::from_node(&node);
+        assert_eq!(
+            (
+                w.name.as_str(),
+                w.namespace.as_str(),
+                w.app.as_str(),
+                w.version.as_str()
+            ),
+            ("reviews-v2", "shop", "reviews", "v2")
+        );
+        let bare = mesh_xds_client::bootstrap::NodeInfo {
+            metadata: Default::default(),
+            ..node
+        };
+        assert_eq!(Workload::from_node(&bare), Workload::default());
+    }
+
+    #[test]
     fn service_names() {
         let h = service_host("outbound|9080|v1|reviews.default.svc.cluster.local");
         assert_eq!(h, "reviews.default.svc.cluster.local");

@@ -36,6 +36,7 @@
 //! ```
 
 mod access_log;
+mod config;
 mod flags;
 mod labels;
 mod metrics;
@@ -52,6 +53,9 @@ use mesh_core::identity::Svid;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
 pub use access_log::AccessLog;
+pub use config::{
+    AccessLogConfig, TelemetryConfig, TelemetryConfigError, TracingConfig, WorkloadConfig,
+};
 pub use flags::ResponseFlags;
 pub use labels::Workload;
 pub use metrics::{

@@ -154,6 +154,7 @@ pub struct XdsClient {
     commands: mpsc::UnboundedSender<Command>,
     state: MeshState,
     inbound_template: Arc<str>,
+    node: Arc<crate::bootstrap::NodeInfo>,
 }
 
 impl XdsClient {
@@ -166,6 +167,7 @@ impl XdsClient {
             .as_deref()
             .unwrap_or(mesh_core::inbound::INBOUND_TEMPLATE)
             .into();
+        let node = Arc::new(bootstrap.node.clone());
         let state = MeshState {
             resources: Snapshot::new(MeshResources::default()),
             status: Snapshot::new(XdsStatus {
@@ -197,6 +199,7 @@ impl XdsClient {
             commands: tx,
             state,
             inbound_template,
+            node,
         }
     }
 
@@ -222,6 +225,12 @@ impl XdsClient {
             name,
             commands: self.commands.clone(),
         }
+    }
+
+    /// The node this client announces (the bootstrap's `node`: id, cluster, metadata such as
+    /// `NAMESPACE` and `WORKLOAD_NAME`, locality).
+    pub fn node(&self) -> &crate::bootstrap::NodeInfo {
+        &self.node
     }
 
     /// The live state.
