@@ -161,6 +161,11 @@ pub struct ForwardAction {
     /// Whole-request timeout, retries included. Default: none (Envoy's 15 s default is not applied
     /// implicitly; the control plane sets what the user wrote).
     pub timeout: Option<Duration>,
+    /// For gRPC requests (gRFC A31, Envoy's `max_stream_duration.grpc_timeout_header_max`): when
+    /// set, the request's own deadline (`grpc-timeout`) bounds it instead of `timeout`, capped at
+    /// this value; zero means uncapped (the caller's deadline, or none). Default: none (`timeout`
+    /// applies to gRPC requests too).
+    pub grpc_timeout_header_max: Option<Duration>,
     /// Retry policy. Default: no retries.
     pub retry: Option<RetryPolicy>,
     /// Copies sent to other clusters. Default: none.
@@ -182,6 +187,7 @@ impl ForwardAction {
                 weight: 1,
             }],
             timeout: None,
+            grpc_timeout_header_max: None,
             retry: None,
             mirrors: Vec::new(),
             prefix_rewrite: None,

@@ -10,22 +10,7 @@ use std::time::Duration;
 /// assert_eq!(mesh_grpc::timeout::parse("250m"), Some(Duration::from_millis(250)));
 /// assert_eq!(mesh_grpc::timeout::parse("123456789S"), None);
 /// ```
-pub fn parse(value: &str) -> Option<Duration> {
-    let (digits, unit) = value.split_at_checked(value.len().checked_sub(1)?)?;
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
-}
+pub use mesh_tower::route::parse_grpc_timeout as parse;
 
 /// Formats a deadline as `grpc-timeout`, choosing the finest unit that fits in 8 digits.
 ///

@@ -347,6 +347,8 @@ fn action(
     let action = ForwardAction {
         clusters,
         timeout: timeout(t.and_then(|t| t.request)),
+        // As Istio: gRPC callers keep their own deadline, capped at the route's timeout (A31).
+        grpc_timeout_header_max: timeout(t.and_then(|t| t.request)),
         retry: Some(retry),
         mirrors,
         prefix_rewrite: None,

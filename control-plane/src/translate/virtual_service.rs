@@ -205,6 +205,8 @@ fn action(
     Some(RouteAction::Forward(ForwardAction {
         clusters,
         timeout: timeout(rule.timeout),
+        // As Istio: gRPC callers keep their own deadline, capped at the route's timeout (A31).
+        grpc_timeout_header_max: timeout(rule.timeout),
         retry: retry_policy(rule.retries.as_ref()),
         mirrors,
         prefix_rewrite: rule.rewrite.as_ref().and_then(|w| w.uri.clone()),

@@ -258,8 +258,9 @@ impl Client {
                 {
                     ex.route = Some(Arc::from(route.name.as_str()));
                 }
+                let timeout = crate::route::effective_timeout(f, req.headers());
                 let send = forward::forward(&self.inner, &runtimes, route, f, host, req, ex);
-                let mut resp = match f.timeout {
+                let mut resp = match timeout {
                     Some(t) => {
                         tokio::time::timeout(t, send)
                             .await

@@ -10,9 +10,11 @@ use http::Request;
 use mesh_core::route::{Route, RouteTable, VirtualHost, WeightedCluster};
 
 mod layer;
+mod timeout;
 
 pub use layer::{RouteLayer, RouteService, Routed};
 pub use matching::route_matches;
+pub use timeout::{effective_timeout, parse_grpc_timeout};
 
 /// Picks the virtual host for `authority` the way Envoy does: an exact domain, then the longest
 /// `*.suffix`, then the longest `prefix*`, then `*`. The authority is tried with its port first,

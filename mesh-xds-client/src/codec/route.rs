@@ -208,10 +208,13 @@ fn forward(f: &ForwardAction) -> PbRouteAction {
     PbRouteAction {
         cluster_specifier: Some(cluster_specifier),
         timeout: Some(duration(f.timeout.unwrap_or_default())),
-        max_stream_duration: f.timeout.map(|t| route_action::MaxStreamDuration {
-            max_stream_duration: Some(duration(t)),
-            ..Default::default()
-        }),
+        max_stream_duration: (f.timeout.is_some() || f.grpc_timeout_header_max.is_some()).then(
+            || route_action::MaxStreamDuration {
+                max_stream_duration: f.timeout.map(duration),
+                grpc_timeout_header_max: f.grpc_timeout_header_max.map(duration),
+                ..Default::default()
+            },
+        ),
         retry_policy: f.retry.as_ref().map(retry_policy),
         request_mirror_policies: f
             .mirrors

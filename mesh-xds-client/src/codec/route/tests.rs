@@ -129,6 +129,7 @@ fn weighted_clusters_timeouts_and_retries() {
     assert_eq!(a.timeout, dur(1, 500_000_000));
     let msd = a.max_stream_duration.as_ref().expect("max_stream_duration");
     assert_eq!(msd.max_stream_duration, dur(1, 500_000_000));
+    assert_eq!(msd.grpc_timeout_header_max, dur(1, 500_000_000));
 
     let r = a.retry_policy.as_ref().expect("retry_policy");
     assert_eq!(

@@ -32,6 +32,8 @@ pub(super) struct Inherited {
 /// Without `timeout`, `max_stream_duration.max_stream_duration` is used (what gRPC reads, gRFC
 /// A31); with both, `timeout` wins and a different `max_stream_duration` is a warning. Without
 /// either there is no timeout: Envoy's implicit 15 s default is not applied (the model's promise).
+/// `max_stream_duration.grpc_timeout_header_max` is kept as is (A31: it replaces the limit for
+/// gRPC requests, which then keep their own deadline).
 pub(super) fn forward(ctx: &mut Ctx, at: &str, a: PbRouteAction, up: &Inherited) -> ForwardAction {
     let PbRouteAction {
         cluster_specifier,
@@ -118,19 +120,18 @@ pub(super) fn forward(ctx: &mut Ctx, at: &str, a: PbRouteAction, up: &Inherited)
         ),
     }
 
+    let mut grpc_timeout_header_max = None;
     let stream = max_stream_duration.and_then(|m| {
         let route_action::MaxStreamDuration {
             max_stream_duration,
-            grpc_timeout_header_max,
+            grpc_timeout_header_max: header_max,
             grpc_timeout_header_offset,
         } = m;
         let at = join(at, "max_stream_duration");
-        ignore_set!(
-            ctx,
-            &at,
-            grpc_timeout_header_max,
-            grpc_timeout_header_offset
-        );
+        ignore_set!(ctx, &at, grpc_timeout_header_offset);
+        // Present (zero included: "the caller's deadline, uncapped"): gRPC requests use it.
+        grpc_timeout_header_max =
+            header_max.and_then(|d| duration(ctx, &join(&at, "grpc_timeout_header_max"), &d));
         let field = join(&at, "max_stream_duration");
         // 0 means no limit, as for `timeout`.
         max_stream_duration
@@ -164,6 +165,7 @@ pub(super) fn forward(ctx: &mut Ctx, at: &str, a: PbRouteAction, up: &Inherited)
     ForwardAction {
         clusters,
         timeout,
+        grpc_timeout_header_max,
         retry,
         mirrors,
         prefix_rewrite: (!prefix_rewrite.is_empty()).then_some(prefix_rewrite),

@@ -50,6 +50,7 @@ fn split_route() -> ModelRoute {
                 },
             ],
             timeout: Some(Duration::from_millis(1500)),
+            grpc_timeout_header_max: Some(Duration::from_millis(1500)),
             retry: Some(RetryPolicy {
                 retry_on: vec![
                     RetryOn::FiveXx,

@@ -66,6 +66,7 @@ pub(super) fn split_route() -> mesh_core::route::Route {
             },
         ],
         timeout: Some(Duration::from_millis(1500)),
+        grpc_timeout_header_max: Some(Duration::from_millis(1500)),
         retry: Some(RetryPolicy {
             retry_on: vec![
                 RetryOn::FiveXx,
