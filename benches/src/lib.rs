@@ -1,7 +1,25 @@
 //! Benchmarks live in `benches/`: `cargo bench -p mesh-benches`. Every load benchmark compares
 //! against the bare-hyper baseline measured in the same run; see BENCHMARKS.md.
 //!
-//! This library holds what several benchmarks share.
+//! This library holds what several benchmarks share: [`split_mesh`], the static mesh the load
+//! benchmarks send through. It is also a way to try the client stack without a control plane:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use bytes::Bytes;
+//! use http_body_util::Empty;
+//! use mesh_core::Snapshot;
+//!
+//! // Both clusters of the 90/10 split hold this one backend.
+//! let backend = "127.0.0.1:8080".parse()?;
+//! let state = Snapshot::new(mesh_benches::split_mesh("bench.local", backend));
+//! let client = mesh_tower::Client::from_snapshot(state);
+//! let resp = client
+//!     .request(http::Request::get("http://bench.local/").body(Empty::<Bytes>::new())?)
+//!     .await?;
+//! println!("{}", resp.status());
+//! # Ok(()) }
+//! ```
 
 use std::net::SocketAddr;
 

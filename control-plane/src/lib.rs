@@ -22,9 +22,13 @@
 //! X.509 SVIDs to workloads authenticated by a bootstrap token or by their current certificate,
 //! and the admin API serves the trust bundle at `/ca/root-cert.pem`.
 //!
-//! What it does not do yet: Kubernetes sources, TLS on the xDS port (the CA already reads the
-//! peer identity an mTLS acceptor will provide), and inbound (server-side) listeners; see the
-//! README's feature table.
+//! It also sends servers their inbound listeners (gRFC A36: PeerAuthentication as filter
+//! chains, AuthorizationPolicy as RBAC filters), and serves TLS and plaintext on the xDS port
+//! ([`xds_port`]) so workloads with a certificate talk to it over mutual TLS.
+//!
+//! What it does not do yet: a Kubernetes source or Helm chart (config comes from a directory),
+//! `GRPCRoute`, and Istio's `Telemetry` resource; see the README's feature table and
+//! docs/xds-mapping.md for what each document becomes.
 
 pub mod admin;
 pub mod ca;

@@ -1,5 +1,6 @@
 //! Listeners: for clients, an API listener per target that points at a route table (the form
-//! proxyless gRPC clients resolve); for servers, inbound listeners (later).
+//! proxyless gRPC clients resolve). Servers' inbound listeners (gRFC A36) are
+//! [`crate::inbound`].
 
 use serde::Serialize;
 

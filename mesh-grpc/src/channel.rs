@@ -132,7 +132,8 @@ impl Channel {
 }
 
 /// A channel for `target` on a process-wide xDS client started from the environment's bootstrap
-/// (`GRPC_XDS_BOOTSTRAP`, as grpcio and grpc-go read it). Must be called inside a tokio runtime.
+/// (`MESH_XDS_BOOTSTRAP`, else `GRPC_XDS_BOOTSTRAP` as grpcio and grpc-go read it, else
+/// `GRPC_XDS_BOOTSTRAP_CONFIG`). Must be called inside a tokio runtime.
 pub fn channel(target: &str) -> Result<Channel, ChannelError> {
     static XDS: OnceLock<Result<XdsClient, String>> = OnceLock::new();
     let xds = XDS

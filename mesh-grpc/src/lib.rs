@@ -20,15 +20,43 @@
 //!   and, through [`health::ServingLayer`], for callers: NOT_SERVING answers calls UNAVAILABLE,
 //!   which their outlier detection ejects.
 //!
-//! Not yet: gRPC metrics and tracing (the observability issue).
+//! Metrics, spans and access logs come from `mesh_tower::telemetry` on both sides: the channel
+//! runs on the client stack (`reporter="source"`), and [`server::serve`] and
+//! [`server::MeshServerLayer`] add the server stack (`reporter="destination"`), with
+//! `grpc_response_status` from trailers.
+//!
+//! What this crate does not do: resolve `dns:///` or other non-xDS targets, retry a streamed
+//! request once it has started, or speak gRPC without tonic.
 //!
 //! # Example
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! // GRPC_XDS_BOOTSTRAP names the bootstrap file, as for grpcio and grpc-go.
-//! let channel = mesh_grpc::channel("xds:///reviews.default.svc.cluster.local:9080")?;
-//! // let mut client = ReviewsClient::new(channel);   // any tonic-generated client
-//! # let _ = channel;
+//! use mesh_xds_client::XdsClient;
+//! use tonic_health::pb::health_client::HealthClient;
+//! use tonic_health::pb::HealthCheckRequest;
+//!
+//! // GRPC_XDS_BOOTSTRAP (or MESH_XDS_BOOTSTRAP) names the bootstrap file, as for grpcio.
+//! let xds = XdsClient::from_env()?;
+//! let identity = mesh_core::Snapshot::new(None); // or mesh_xds_client::identity's live SVID
+//!
+//! // A client: any tonic-generated client takes the channel (here grpc.health.v1).
+//! let channel = mesh_grpc::Channel::builder(&xds)
+//!     .identity(identity.clone())
+//!     .connect("xds:///reviews.default.svc.cluster.local:9080")?;
+//! let mut health = HealthClient::new(channel);
+//! let reply = health.check(HealthCheckRequest { service: String::new() }).await?;
+//! println!("{:?}", reply.into_inner().status);
+//!
+//! // A server: tonic services served as the workload's inbound listener from xDS says.
+//! let (_reporter, health_service) = tonic_health::server::health_reporter();
+//! let routes = tonic::service::Routes::new(health_service);
+//! let listener = tokio::net::TcpListener::bind("10.0.0.7:50051").await?;
+//! let shutdown = async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! };
+//! mesh_grpc::server::serve(listener, &xds, identity, routes, shutdown).await;
+//!
+//! // The grpc-timeout format, shared with the client stack.
 //! let header = mesh_grpc::timeout::format(std::time::Duration::from_millis(300));
 //! assert_eq!(mesh_grpc::timeout::parse(&header), Some(std::time::Duration::from_millis(300)));
 //! # Ok(()) }

@@ -160,7 +160,9 @@ type CopyPeer = fn(http::Request<tonic::body::Body>) -> http::Request<tonic::bod
 /// connection's verified peer into each request as [`PeerIdentity`] (where handlers and
 /// authorization look), records Istio's metrics with `grpc_response_status`, a server span and
 /// an access-log line ([`TelemetryLayer`], the process default telemetry when the layer is
-/// made), then applies the live RBAC filters (refusals are PERMISSION_DENIED).
+/// made), then applies the RBAC filters in the snapshot you give it (refusals are
+/// PERMISSION_DENIED). It does not follow an inbound listener by itself: store the listener's
+/// filters in that snapshot (or use [`serve`], which follows it).
 #[derive(Debug, Clone)]
 pub struct MeshServerLayer {
     authz: AuthzLayer,

@@ -28,7 +28,8 @@ pub const ENV_VARS: [&str; 3] = [
 /// A parsed bootstrap.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bootstrap {
-    /// Control planes in order of preference (the first is used; others are fallbacks).
+    /// Control planes in order of preference. Only the first is used; the others are read and
+    /// kept, not yet tried as fallbacks.
     pub servers: Vec<XdsServer>,
     /// Who we are.
     pub node: NodeInfo,

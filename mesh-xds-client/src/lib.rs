@@ -21,9 +21,29 @@
 //!   `transport_socket` naming certificate-provider instances and `match_subject_alt_names`).
 //!
 //! # What is not here (yet)
-//! Federation (A47 authorities), and xDS over mTLS to the control plane.
+//! Federation (A47 authorities), several control planes (only the bootstrap's first server is
+//! used), and `tls` channel credentials with system roots (parsed, but connecting fails). The
+//! stream to the control plane becomes mutual TLS once [`Options::identity`] holds a
+//! certificate.
 //!
 //! # Example
+//! An application follows one target and reads the live state:
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use mesh_xds_client::XdsClient;
+//!
+//! // MESH_XDS_BOOTSTRAP or GRPC_XDS_BOOTSTRAP names the bootstrap file.
+//! let xds = XdsClient::from_env()?;
+//! let _target = xds.subscribe("reviews.default.svc.cluster.local:9080"); // keep it alive
+//! xds.ready("reviews.default.svc.cluster.local:9080", Duration::from_secs(5)).await?;
+//! let state = xds.state();
+//! println!("{} clusters", state.load().clusters.len()); // lock-free, once per request
+//! println!("{}", state.dump()); // CSDS-style: versions, ACK/NACK, errors
+//! # Ok(()) }
+//! ```
+//!
+//! The control plane encodes with the codec:
 //! ```no_run
 //! use mesh_core::MeshResources;
 //! use mesh_core::cluster::Cluster;

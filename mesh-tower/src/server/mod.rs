@@ -10,8 +10,9 @@
 //! - [`Acceptor`]: the handshake alone, for your own accept loop; with [`PeerIdentityLayer`] to
 //!   put the connection's identity into each request.
 //!
-//! Authorization (which identities may call what) is not here yet: every peer the trust bundle
-//! vouches for is served, and the app sees who it is.
+//! [`serve`] and [`Acceptor`] authenticate; authorization (which identities may call what) is
+//! [`crate::authz::AuthzLayer`], which [`serve_meshed`] adds with the inbound listener's RBAC
+//! filters.
 //!
 //! ```no_run
 //! # async fn demo(identity: mesh_core::Snapshot<Option<mesh_core::identity::Svid>>) {

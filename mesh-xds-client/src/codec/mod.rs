@@ -21,8 +21,8 @@
 //!
 //! The encoders expect values that passed [`mesh_core::Validate`]; they do not re-check what
 //! validation already rejects. Where a value would make Envoy or gRPC reject the resource and the
-//! result type allows it, the encoder returns an [`EncodeError`] instead of sending it. Fields the
-//! codec cannot express yet (upstream TLS) are errors too: never silently dropped.
+//! result type allows it, the encoder returns an [`EncodeError`] instead of sending it; a field the
+//! codec could not express would be an error too, never silently dropped.
 
 use std::time::Duration;
 

@@ -24,8 +24,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! What this does not do yet: renew over mTLS with the current certificate (renewals present the
-//! bootstrap token again), and Kubernetes service-account tokens.
+//! Renewals (at half the certificate's lifetime) go over mutual TLS with the current certificate,
+//! without the token. What this does not do yet: Kubernetes service-account tokens.
 
 mod csr;
 mod task;
