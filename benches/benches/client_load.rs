@@ -16,11 +16,10 @@
 
 #![allow(missing_docs, unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,26 +30,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_core::Snapshot;
 use tokio::time::Instant;
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: mesh_benches::CountingAlloc = mesh_benches::CountingAlloc;
 
 const HOST: &str = "bench.mesh.local";
 const CONCURRENCY: usize = 16;
@@ -97,7 +78,7 @@ async fn round(
 ) -> Round {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
-    let allocs_before = ALLOCS.load(Ordering::Relaxed);
+    let allocs_before = mesh_benches::allocations();
     let started = Instant::now();
     for _ in 0..CONCURRENCY {
         let (stop, bare, meshc, mode) =
@@ -145,7 +126,7 @@ async fn round(
     }
     r.secs = started.elapsed().as_secs_f64();
     r.requests = r.latencies.len() as u64;
-    r.allocs = ALLOCS.load(Ordering::Relaxed) - allocs_before;
+    r.allocs = mesh_benches::allocations() - allocs_before;
     r
 }
 

@@ -16,45 +16,17 @@
 
 #![allow(missing_docs)]
 
-use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use mesh_core::Snapshot;
 
 const HOST: &str = "bench.mesh.local";
-
-async fn serve<F, Fut>(handler: F) -> SocketAddr
-where
-    F: Fn(http::Request<Incoming>) -> Fut + Clone + 'static,
-    Fut: std::future::Future<Output = http::Response<Full<Bytes>>> + 'static,
-{
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::task::spawn_local(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let _ = stream.set_nodelay(true);
-            let handler = handler.clone();
-            tokio::task::spawn_local(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let h = handler.clone();
-                    async move { Ok::<_, std::convert::Infallible>(h(req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    addr
-}
 
 /// Runs oha (pinned to CPU1) and returns (requests per second, p50, p99).
 fn oha(bin: &str, url: &str, args: &[&str]) -> (f64, Duration, Duration) {
@@ -102,12 +74,12 @@ fn main() {
         .unwrap();
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
-        let backend = serve(|_req| async { http::Response::new(Full::new(Bytes::from_static(b"ok"))) }).await;
+        let backend = mesh_benches::bare_server(|_req| async { http::Response::new(Full::new(Bytes::from_static(b"ok"))) }).await;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let bare: HyperClient<HttpConnector, Empty<Bytes>> = HyperClient::builder(TokioExecutor::new()).build(connector.clone());
         let bare_front = |bare: HyperClient<HttpConnector, Empty<Bytes>>| {
-            serve(move |_req| {
+            mesh_benches::bare_server(move |_req| {
                 let bare = bare.clone();
                 async move {
                     let resp = bare.request(http::Request::get(format!("http://{backend}/")).body(Empty::new()).unwrap()).await.unwrap();
@@ -119,7 +91,7 @@ fn main() {
         // A second, identical bare front: A' − A is the noise floor B − A is read against.
         let front_c = bare_front(HyperClient::builder(TokioExecutor::new()).build(connector.clone())).await;
         let meshc = mesh_tower::Client::from_snapshot(Snapshot::new(mesh_benches::split_mesh(HOST, backend)));
-        let front_b = serve(move |_req| {
+        let front_b = mesh_benches::bare_server(move |_req| {
             let meshc = meshc.clone();
             async move {
                 let resp = meshc.request(http::Request::get(format!("http://{HOST}/")).body(Empty::<Bytes>::new()).unwrap()).await.unwrap();
@@ -166,17 +138,8 @@ fn main() {
         }
         println!(
             "front_load over {rounds} rounds, median of per-round differences: B−A p50 {:+.0} µs p99 {:+.0} µs | noise floor A'−A p50 {:+.0} µs p99 {:+.0} µs",
-            median(&mut b50), median(&mut b99), median(&mut c50), median(&mut c99)
+            mesh_benches::median(&mut b50), mesh_benches::median(&mut b99), mesh_benches::median(&mut c50), mesh_benches::median(&mut c99)
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     });
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }

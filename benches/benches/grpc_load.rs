@@ -62,11 +62,6 @@ where
     count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (rounds, secs) = if quick { (2, 1.0) } else { (5, 3.0) };
@@ -106,7 +101,7 @@ fn main() {
             a.push(round(&plain, secs).await);
             b.push(round(&mesh, secs).await);
         }
-        let (a, b) = (median(a), median(b));
+        let (a, b) = (mesh_benches::median(&mut a), mesh_benches::median(&mut b));
         println!("grpc_load unary ({CALLERS} callers, {rounds} rounds x {secs} s): tonic Channel {a:.0} calls/s, mesh_grpc::Channel {b:.0} calls/s, mesh/tonic {:.2}x", b / a);
     });
 }

@@ -19,8 +19,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -46,32 +44,6 @@ fn mesh(addr: SocketAddr, tls: Option<&str>) -> MeshResources {
     r
 }
 
-async fn round(client: &mesh_tower::Client, secs: f64) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..WORKERS {
-        let (client, stop, count) = (client.clone(), stop.clone(), count.clone());
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let req = http::Request::get(format!("http://{HOST}/"))
-                    .body(Empty::<Bytes>::new())
-                    .unwrap();
-                let resp = client.request(req).await.expect("request");
-                let _ = resp.into_body().collect().await;
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = t.await;
-    }
-    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
-}
-
 /// Mean time of a request on a brand-new client (new connection, new handshake).
 async fn cold(
     state: &Snapshot<MeshResources>,
@@ -90,11 +62,6 @@ async fn cold(
         let _ = resp.into_body().collect().await;
     }
     started.elapsed() / n
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {
@@ -138,15 +105,16 @@ fn main() {
         let mtls = mesh_tower::Client::builder(mtls_state.clone())
             .identity(client_svid.clone())
             .build();
+        let uri = format!("http://{HOST}/");
         // Warm-up: both pools grow to the workers' shape.
-        round(&plain, 0.3).await;
-        round(&mtls, 0.3).await;
+        mesh_benches::closed_loop(&plain, &uri, WORKERS, 0.3).await;
+        mesh_benches::closed_loop(&mtls, &uri, WORKERS, 0.3).await;
         let (mut p, mut m) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
-            p.push(round(&plain, secs).await);
-            m.push(round(&mtls, secs).await);
+            p.push(mesh_benches::closed_loop(&plain, &uri, WORKERS, secs).await);
+            m.push(mesh_benches::closed_loop(&mtls, &uri, WORKERS, secs).await);
         }
-        let (p, m) = (median(p), median(m));
+        let (p, m) = (mesh_benches::median(&mut p), mesh_benches::median(&mut m));
         println!("mtls_load closed loop ({WORKERS} workers, {rounds} rounds x {secs} s): plaintext {p:.0} req/s, mTLS {m:.0} req/s, mTLS/plaintext {:.2}x", m / p);
         let cp = cold(&plain_state, &client_svid, cold_n).await;
         let cm = cold(&mtls_state, &client_svid, cold_n).await;

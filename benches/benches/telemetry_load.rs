@@ -22,17 +22,13 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::Full;
 use mesh_core::Snapshot;
 use mesh_tower::server::{Acceptor, PeerAuthMode};
 use mesh_tower::telemetry::{self, Telemetry, TelemetryLayer, Workload};
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tokio::time::Instant;
 use tower::Layer;
 
 const WORKERS: usize = 16;
@@ -41,38 +37,6 @@ const SETTINGS: [&str; 3] = ["M", "T1", "T100"];
 
 fn host(i: usize) -> String {
     format!("server{i}.mesh.local")
-}
-
-async fn round(client: &mesh_tower::Client, host: &str, secs: f64) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    let uri = format!("http://{host}/");
-    for _ in 0..WORKERS {
-        let (client, stop, count, uri) = (client.clone(), stop.clone(), count.clone(), uri.clone());
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let req = http::Request::get(&uri)
-                    .body(Empty::<Bytes>::new())
-                    .unwrap();
-                let resp = client.request(req).await.expect("request");
-                let _ = resp.into_body().collect().await;
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = t.await;
-    }
-    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// The telemetry of a setting, with spans to `otlp` (a tokio runtime must be current).
@@ -175,12 +139,15 @@ fn main() {
             modes.push((format!("server {name}"), bare.clone(), i + 1));
         }
         for (_, client, server) in &modes {
-            round(client, &host(*server), 0.3).await;
+            mesh_benches::closed_loop(client, &format!("http://{}/", host(*server)), WORKERS, 0.3).await;
         }
         let mut results: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
         for _ in 0..rounds {
             for (i, (_, client, server)) in modes.iter().enumerate() {
-                results[i].push(round(client, &host(*server), secs).await);
+                results[i].push(
+                    mesh_benches::closed_loop(client, &format!("http://{}/", host(*server)), WORKERS, secs)
+                        .await,
+                );
                 // Let the exporters drain, so one mode's spans are not sent during the next.
                 for p in &providers {
                     let p = p.clone();
@@ -188,10 +155,10 @@ fn main() {
                 }
             }
         }
-        let base = median(results[0].clone());
+        let base = mesh_benches::median(&mut results[0].clone());
         println!("telemetry_load closed loop ({WORKERS} workers, {rounds} rounds x {secs} s per mode)");
         for ((label, _, _), r) in modes.iter().zip(results) {
-            let m = median(r);
+            let m = mesh_benches::median(&mut r.clone());
             println!("  {label:<12} {m:>8.0} req/s  {:.2}x of off", m / base);
         }
         let spans = receiver.spans().len();

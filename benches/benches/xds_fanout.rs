@@ -13,8 +13,6 @@
 
 #![allow(missing_docs, unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use mesh_test::mesh::TestMesh;
@@ -23,28 +21,8 @@ use mesh_xds_client::{Bootstrap, XdsClient};
 use tokio::time::Instant;
 
 /// Counts live heap bytes so the client's state can be measured, not estimated.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: mesh_benches::CountingAlloc = mesh_benches::CountingAlloc;
 
 const HOST: &str = "web.mesh.local";
 const TARGET: &str = "web.mesh.local:8080";
@@ -170,14 +148,14 @@ async fn memory_per_endpoint(endpoints: usize) {
         .await;
     drop(warm);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = mesh_benches::live_bytes();
     let t = client.subscribe(TARGET);
     client
         .ready(TARGET, Duration::from_secs(60))
         .await
         .expect("ready");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = mesh_benches::live_bytes();
     let held: usize = client
         .state()
         .load()
@@ -198,12 +176,12 @@ async fn memory_per_endpoint(endpoints: usize) {
                 .clone()
         })
         .collect();
-    let base = LIVE.load(Ordering::Relaxed);
+    let base = mesh_benches::live_bytes();
     let decoded: Vec<_> = anys
         .iter()
         .map(|a| mesh_xds_client::codec::decode_assignment(a).expect("valid"))
         .collect();
-    let model = LIVE.load(Ordering::Relaxed) - base;
+    let model = mesh_benches::live_bytes() - base;
     println!(
         "xds_fanout memory: {held} endpoints: client state {:.0} B/endpoint (the decoded model it holds); \
          whole-process growth while a live client took them (incl. transport buffers and the \

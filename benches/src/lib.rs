@@ -2,7 +2,8 @@
 //! against the bare-hyper baseline measured in the same run; see BENCHMARKS.md.
 //!
 //! This library holds what several benchmarks share: [`split_mesh`], the static mesh the load
-//! benchmarks send through. It is also a way to try the client stack without a control plane:
+//! benchmarks send through; [`closed_loop`], [`bare_server`], [`median`] and
+//! [`CountingAlloc`]. It is also a way to try the client stack without a control plane:
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,6 +21,10 @@
 //! println!("{}", resp.status());
 //! # Ok(()) }
 //! ```
+
+mod shared;
+
+pub use shared::{CountingAlloc, allocations, bare_server, closed_loop, live_bytes, median};
 
 use std::net::SocketAddr;
 

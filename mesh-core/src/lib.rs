@@ -52,6 +52,7 @@ pub mod rbac;
 mod resources;
 pub mod route;
 mod snapshot;
+pub mod time;
 mod validate;
 
 pub use matcher::{Regex, StringMatch};

@@ -10,11 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
-use mesh_core::cluster::{Cluster, UpstreamTls};
-use mesh_core::endpoint::{ClusterLoadAssignment, Endpoint, LocalityEndpoints};
+use mesh_core::cluster::UpstreamTls;
 use mesh_core::identity::{PeerIdentity, SpiffeId, Svid};
-use mesh_core::listener::Listener;
-use mesh_core::route::*;
 use mesh_core::{MeshResources, Snapshot, StringMatch};
 use mesh_test::ca::TestCa;
 use mesh_tower::server::{self, AcceptError, Acceptor, PeerAuthMode, PeerIdentityLayer};
@@ -34,50 +31,15 @@ fn identity(svid: Svid) -> Snapshot<Option<Svid>> {
 
 /// Target `HOST:80` → one cluster holding `addr`; over mTLS allowing `san` when `tls`.
 fn mesh(addr: SocketAddr, tls: bool, san: Vec<StringMatch>) -> (Snapshot<MeshResources>, String) {
-    let target = mesh_core::target_name(HOST, 80);
+    let tls = tls.then(|| UpstreamTls {
+        sni: None,
+        san_matchers: san,
+    });
+    let mut r = mesh_test::mesh::single_cluster(HOST, 80, addr, tls);
     let cluster = mesh_core::cluster_name(HOST, 80, None);
-    let mut r = MeshResources::default();
-    r.listeners
-        .insert(target.clone(), Listener::api(target.clone()).into());
-    let route = Route {
-        name: "db".into(),
-        matcher: RouteMatch::default(),
-        action: RouteAction::Forward(ForwardAction::to_cluster(cluster.clone())),
-        request_headers: HeaderMutation::default(),
-        response_headers: HeaderMutation::default(),
-        fault: None,
-        rate_limit: None,
-    };
-    let vh = VirtualHost {
-        name: HOST.into(),
-        domains: vec!["*".into()],
-        routes: vec![route],
-    };
-    r.route_tables.insert(
-        target.clone(),
-        RouteTable {
-            name: target,
-            virtual_hosts: vec![vh],
-        }
-        .into(),
-    );
-    let mut c = Cluster::new(cluster.clone());
-    c.connect_timeout = Duration::from_secs(5);
-    if tls {
-        c.tls = Some(UpstreamTls {
-            sni: None,
-            san_matchers: san,
-        });
+    if let Some(c) = r.clusters.get_mut(&cluster) {
+        Arc::make_mut(c).connect_timeout = Duration::from_secs(5);
     }
-    r.clusters.insert(cluster.clone(), c.into());
-    let cla = ClusterLoadAssignment {
-        cluster_name: cluster.clone(),
-        localities: vec![LocalityEndpoints {
-            endpoints: vec![Endpoint::new(addr)],
-            ..Default::default()
-        }],
-    };
-    r.assignments.insert(cluster.clone(), cla.into());
     (Snapshot::new(r), cluster)
 }
 

@@ -4,14 +4,13 @@
 use std::convert::Infallible;
 use std::io::BufRead;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use mesh_core::Snapshot;
 use mesh_test::echo::pb::echo_client::EchoClient;
 use mesh_test::echo::pb::echo_server::{Echo, EchoServer};
@@ -20,34 +19,7 @@ use tower::Layer;
 
 const HOST: &str = "bench.mesh.local";
 
-/// A bare hyper HTTP/1.1 server on the current `LocalSet`.
-async fn bare<F, Fut>(handler: F) -> SocketAddr
-where
-    F: Fn(http::Request<Incoming>) -> Fut + Clone + 'static,
-    Fut: std::future::Future<Output = http::Response<Full<Bytes>>> + 'static,
-{
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::task::spawn_local(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let handler = handler.clone();
-            tokio::task::spawn_local(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let h = handler.clone();
-                    async move { Ok::<_, Infallible>(h(req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    addr
-}
+use mesh_benches::bare_server as bare;
 
 fn ok() -> http::Response<Full<Bytes>> {
     http::Response::new(Full::new(Bytes::from_static(b"ok")))
@@ -241,7 +213,7 @@ pub(crate) fn run(mode: &str) {
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
             if line.trim() == "stats" {
-                println!("{{\"allocs\":{}}}", crate::ALLOCS.load(Ordering::Relaxed));
+                println!("{{\"allocs\":{}}}", mesh_benches::allocations());
             }
         }
         let _ = tx.send(());

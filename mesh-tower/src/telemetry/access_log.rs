@@ -96,40 +96,5 @@ pub(crate) struct Entry<'a> {
 
 /// RFC 3339 UTC with milliseconds (`2026-11-26T12:00:00.123Z`), as Envoy's `%START_TIME%`.
 pub(crate) fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rfc3339;
-    use std::time::{Duration, SystemTime};
-
-    #[test]
-    fn formats_utc_timestamps() {
-        let at = |s: u64, ms: u64| {
-            rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(s) + Duration::from_millis(ms))
-        };
-        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.007Z");
-        assert_eq!(at(1_795_694_400, 123), "2026-11-26T12:00:00.123Z");
-    }
+    mesh_core::time::rfc3339_utc(t, true)
 }
