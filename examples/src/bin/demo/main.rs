@@ -236,6 +236,8 @@ async fn phase(shop: &Shop, title: &str, d: Duration) -> (Window, Counters) {
     view::note(shop.live, &format!("▶ {title}"));
     let before = Counters::read(&shop.prometheus.render());
     let mut last = before;
+    // Start clean: nothing sent before the phase counts in it.
+    shop.stats.tick();
     shop.stats.phase();
     let end = Instant::now() + d;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -295,8 +297,8 @@ async fn canary(shop: &Shop, d: Duration) -> Result<(), String> {
                 100 - percent
             ),
         );
-        // The first second after an edit still carries the old split: let it settle.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Let the edit reach the clients (file watch, debounce, xDS push) before measuring.
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let (w, _) = phase(shop, &format!("canary: v3 at {percent}%"), d).await;
         let share = w.share("v3");
         say(
@@ -307,8 +309,10 @@ async fn canary(shop: &Shop, d: Duration) -> Result<(), String> {
                 w.failed
             ),
         );
-        // Allow for small samples: ±10 points at 50 req/s over a few seconds.
-        if (share - f64::from(percent)).abs() > 10.0 || w.failed > w.total() / 100 {
+        // A random split over n requests: allow four standard deviations (plus two points).
+        let p = f64::from(percent) / 100.0;
+        let sigma = 100.0 * (p * (1.0 - p) / w.total().max(1) as f64).sqrt();
+        if (share - f64::from(percent)).abs() > 4.0 * sigma + 2.0 || w.failed > w.total() / 100 {
             problems.push(format!(
                 "v3 at {percent}%: observed {share:.1}%, {} failed",
                 w.failed
@@ -329,7 +333,7 @@ async fn fault(shop: &Shop, d: Duration) -> Result<(), String> {
         shop,
         "✎ reviews-route.yaml: every reviews instance (v1, v2, v3), retries on UNAVAILABLE",
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     phase(shop, "all reviews versions share the traffic", d).await;
     shop.v2_failing.store(500, Ordering::Relaxed);
     say(
@@ -393,6 +397,7 @@ async fn deny(shop: &Shop, d: Duration) -> Result<(), String> {
         .route_reviews(&[(Some("v3"), 100)])
         .map_err(io)?;
     say(shop, "✎ reviews-route.yaml: v3 100% (v3 calls ratings)");
+    tokio::time::sleep(Duration::from_secs(1)).await;
     phase(shop, "intruder calls ratings directly (no policy yet)", d).await;
     let before = shop
         .stats
