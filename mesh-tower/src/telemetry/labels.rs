@@ -95,7 +95,8 @@ pub(crate) struct Peer {
 impl Peer {
     /// Nothing known.
     pub(crate) fn unknown() -> Peer {
-        let u: Arc<str> = Arc::from(UNKNOWN);
+        static U: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+        let u = U.get_or_init(|| Arc::from(UNKNOWN)).clone();
         Peer {
             workload: u.clone(),
             namespace: u.clone(),

@@ -113,7 +113,7 @@ impl Exchange {
             .map(|p| &p.0);
         let baggage = req.headers().get("baggage");
         if caller.is_some() || baggage.is_some() {
-            ex.peer = Arc::new(Peer::from_caller(caller, baggage));
+            ex.peer = caller_peer(caller, baggage);
         }
         ex.mutual_tls = Some(caller.is_some());
         if caller.is_some() {
@@ -306,6 +306,28 @@ impl Shared {
     }
 }
 
+/// The caller's labels, from a per-thread cache of the last caller: a connection's requests
+/// (same certificate, same baggage) share one `Arc<Peer>` instead of parsing and allocating
+/// its labels per request.
+fn caller_peer(id: Option<&SpiffeId>, baggage: Option<&http::HeaderValue>) -> Arc<Peer> {
+    type Last = Option<(Option<SpiffeId>, Option<http::HeaderValue>, Arc<Peer>)>;
+    thread_local! {
+        static LAST: std::cell::RefCell<Last> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((i, b, peer)) = last.as_ref()
+            && i.as_ref() == id
+            && b.as_ref() == baggage
+        {
+            return peer.clone();
+        }
+        let peer = Arc::new(Peer::from_caller(id, baggage));
+        *last = Some((id.cloned(), baggage.cloned(), peer.clone()));
+        peer
+    })
+}
+
 /// The shared all-`unknown` peer.
 fn unknown_peer() -> Arc<Peer> {
     static UNKNOWN_PEER: std::sync::OnceLock<Arc<Peer>> = std::sync::OnceLock::new();
@@ -434,5 +456,25 @@ impl<B: Body> Body for Observed<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connections_requests_share_their_callers_labels() {
+        let id = SpiffeId::new("cluster.local", "shop", "frontend").unwrap();
+        let b = http::HeaderValue::from_static("k8s.deployment.name=frontend-v1");
+        let first = caller_peer(Some(&id), Some(&b));
+        assert!(Arc::ptr_eq(&first, &caller_peer(Some(&id), Some(&b))));
+        assert_eq!(&*first.workload, "frontend-v1");
+        let other = http::HeaderValue::from_static("k8s.deployment.name=frontend-v2");
+        let second = caller_peer(Some(&id), Some(&other));
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(&*second.workload, "frontend-v2");
+        let anonymous = caller_peer(None, None);
+        assert_eq!(&*anonymous.principal, UNKNOWN);
     }
 }
