@@ -74,7 +74,7 @@ impl Exchange {
             protocol: Protocol::of(req.headers()),
             flags: ResponseFlags::NONE,
             peer: unknown_peer(),
-            service: Arc::from(UNKNOWN),
+            service: interned(UNKNOWN),
             me: None,
             mutual_tls: None,
             request_bytes: body_len(req),
@@ -119,12 +119,10 @@ impl Exchange {
         if caller.is_some() {
             ex.me = shared.own_id();
         }
-        ex.service = match &shared.workload.service {
-            Some(s) => Arc::from(s.as_str()),
-            None => Arc::from(super::labels::service_host(
-                crate::route::authority(req).unwrap_or(UNKNOWN),
-            )),
-        };
+        ex.service = interned(match &shared.workload.service {
+            Some(s) => s.as_str(),
+            None => super::labels::service_host(crate::route::authority(req).unwrap_or(UNKNOWN)),
+        });
         if let Some(tracer) = &shared.tracer {
             let parent = shared
                 .propagation
@@ -172,7 +170,7 @@ impl Exchange {
     /// first): the authority's host.
     pub(crate) fn asked_for(&mut self, authority: &str) {
         if &*self.service == UNKNOWN {
-            self.service = Arc::from(super::labels::service_host(authority));
+            self.service = interned(super::labels::service_host(authority));
         }
     }
 
@@ -328,6 +326,27 @@ fn caller_peer(id: Option<&SpiffeId>, baggage: Option<&http::HeaderValue>) -> Ar
     })
 }
 
+/// `s` as a shared string, from a per-thread cache of the last few: the services a thread
+/// records are few, so a request reuses one instead of allocating its own.
+fn interned(s: &str) -> Arc<str> {
+    const SLOTS: usize = 8;
+    thread_local! {
+        static RECENT: std::cell::RefCell<Vec<Arc<str>>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    RECENT.with(|recent| {
+        let mut recent = recent.borrow_mut();
+        if let Some(hit) = recent.iter().find(|r| &***r == s) {
+            return hit.clone();
+        }
+        let new: Arc<str> = Arc::from(s);
+        if recent.len() == SLOTS {
+            recent.remove(0);
+        }
+        recent.push(new.clone());
+        new
+    })
+}
+
 /// The shared all-`unknown` peer.
 fn unknown_peer() -> Arc<Peer> {
     static UNKNOWN_PEER: std::sync::OnceLock<Arc<Peer>> = std::sync::OnceLock::new();
@@ -476,5 +495,17 @@ mod tests {
         assert_eq!(&*second.workload, "frontend-v2");
         let anonymous = caller_peer(None, None);
         assert_eq!(&*anonymous.principal, UNKNOWN);
+    }
+
+    #[test]
+    fn service_names_are_shared_not_allocated_per_request() {
+        let a = interned("reviews.shop.svc.cluster.local");
+        assert!(Arc::ptr_eq(&a, &interned("reviews.shop.svc.cluster.local")));
+        for i in 0..20 {
+            interned(&format!("svc-{i}"));
+        }
+        // Evicted after many others; a new Arc, the same text.
+        let b = interned("reviews.shop.svc.cluster.local");
+        assert_eq!(&*b, &*a);
     }
 }
