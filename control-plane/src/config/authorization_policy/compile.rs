@@ -35,57 +35,62 @@ pub(crate) fn compile_rule(
         );
     }
 
-    let principals = match &rule.from {
-        None => vec![all(when_prin.clone())],
-        Some(from) if from.is_empty() => {
-            f.error(format!("{at}.from"), "must not be empty when given");
-            vec![Principal::Any]
-        }
-        Some(from) => from
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let at = format!("{at}.from[{i}].source");
-                let mut terms = match &item.source {
-                    Some(s) => source(s, &at, namespace, trust_domain, f),
-                    None => {
-                        f.error(&at, "required");
-                        Vec::new()
-                    }
-                };
-                terms.extend(when_prin.iter().cloned());
-                all(terms)
-            })
-            .collect(),
-    };
-
-    let permissions = match &rule.to {
-        None => vec![all(when_perm.clone())],
-        Some(to) if to.is_empty() => {
-            f.error(format!("{at}.to"), "must not be empty when given");
-            vec![Permission::Any]
-        }
-        Some(to) => to
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let at = format!("{at}.to[{i}].operation");
-                let mut terms = match &item.operation {
-                    Some(o) => operation(o, &at, f),
-                    None => {
-                        f.error(&at, "required");
-                        Vec::new()
-                    }
-                };
-                terms.extend(when_perm.iter().cloned());
-                all(terms)
-            })
-            .collect(),
-    };
+    let principals = clauses(
+        rule.from.as_deref(),
+        &format!("{at}.from"),
+        "source",
+        &when_prin,
+        f,
+        |item, at, f| {
+            let s = item.source.as_ref()?;
+            Some(source(s, at, namespace, trust_domain, f))
+        },
+    );
+    let permissions = clauses(
+        rule.to.as_deref(),
+        &format!("{at}.to"),
+        "operation",
+        &when_perm,
+        f,
+        |item, at, f| Some(operation(item.operation.as_ref()?, at, f)),
+    );
 
     Policy {
         permissions,
         principals,
+    }
+}
+
+/// One side of a rule (`from` or `to` at `list`): absent, one clause of the `when` terms;
+/// empty, an error; else one clause per item — its `inner` field compiled by `compile` (`None`
+/// when the field is missing, an error) and ANDed with the `when` terms.
+fn clauses<I, T: Term + Clone>(
+    items: Option<&[I]>,
+    list: &str,
+    inner: &str,
+    when: &[T],
+    f: &mut Findings,
+    mut compile: impl FnMut(&I, &str, &mut Findings) -> Option<Vec<T>>,
+) -> Vec<T> {
+    match items {
+        None => vec![all(when.to_vec())],
+        Some([]) => {
+            f.error(list, "must not be empty when given");
+            vec![T::any()]
+        }
+        Some(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let at = format!("{list}[{i}].{inner}");
+                let mut terms = compile(item, &at, f).unwrap_or_else(|| {
+                    f.error(&at, "required");
+                    Vec::new()
+                });
+                terms.extend(when.iter().cloned());
+                all(terms)
+            })
+            .collect(),
     }
 }
 
