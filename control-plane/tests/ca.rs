@@ -13,12 +13,11 @@ use mesh_xds_client::ca_proto::IstioCertificateRequest;
 use mesh_xds_client::ca_proto::istio_certificate_service_client::IstioCertificateServiceClient;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
-    SanType,
 };
-use rustls::RootCertStore;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, UnixTime};
-use rustls::server::WebPkiClientVerifier;
+#[path = "../src/ca/test_support.rs"]
+mod test_support;
+
+use test_support::{csr_for, csr_with, der, uri, verify};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -69,22 +68,6 @@ async fn client(cp: &ControlPlane) -> IstioCertificateServiceClient<Channel> {
         .expect("connect to the xDS port")
 }
 
-fn csr(sans: Vec<SanType>, edit: impl FnOnce(&mut CertificateParams)) -> String {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::default();
-    params.subject_alt_names = sans;
-    edit(&mut params);
-    params.serialize_request(&key).unwrap().pem().unwrap()
-}
-
-fn uri(s: &str) -> SanType {
-    SanType::URI(s.try_into().unwrap())
-}
-
-fn csr_for(id: &str) -> String {
-    csr(vec![uri(id)], |_| {})
-}
-
 fn request(
     csr: String,
     token: Option<&str>,
@@ -112,24 +95,9 @@ async fn create(
         .map(|r| r.into_inner().cert_chain)
 }
 
-fn der(pem: &str) -> CertificateDer<'static> {
-    CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
-}
-
 /// Verifies `chain` (leaf first) as a client certificate chain up to `root`, as rustls does.
 fn verify_up_to(chain: &[String], root: &str) {
-    let mut store = RootCertStore::empty();
-    store.add(der(root)).unwrap();
-    let verifier = WebPkiClientVerifier::builder_with_provider(
-        Arc::new(store),
-        Arc::new(rustls::crypto::ring::default_provider()),
-    )
-    .build()
-    .unwrap();
-    let ders: Vec<_> = chain.iter().map(|p| der(p)).collect();
-    verifier
-        .verify_client_cert(&ders[0], &ders[1..], UnixTime::now())
-        .expect("the chain verifies up to the returned root");
+    verify(chain, &[der(root)]).expect("the chain verifies up to the returned root");
 }
 
 /// (URI SANs and all SANs count, is CA, seconds until not_after) of a PEM leaf.
@@ -297,7 +265,7 @@ async fn bad_csrs_are_invalid_arguments_counted_by_reason_and_harm_no_later_requ
         ("garbage", "hello".to_string(), "malformed CSR"),
         (
             "two SANs",
-            csr(
+            csr_with(
                 vec![uri(WEB), uri("spiffe://cluster.local/ns/default/sa/db")],
                 |_| {},
             ),
@@ -305,7 +273,7 @@ async fn bad_csrs_are_invalid_arguments_counted_by_reason_and_harm_no_later_requ
         ),
         (
             "CA bit",
-            csr(vec![uri(WEB)], |p| {
+            csr_with(vec![uri(WEB)], |p| {
                 p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained)
             }),
             "asks for a CA certificate",

@@ -43,6 +43,8 @@ pub mod store;
 pub mod tokens;
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 
 use std::path::PathBuf;

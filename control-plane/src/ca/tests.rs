@@ -1,6 +1,5 @@
 //! Unit tests of signing, CSR checks and the CA directories.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use mesh_core::identity::SpiffeId;
@@ -8,12 +7,10 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
     SanType,
 };
-use rustls::RootCertStore;
-use rustls::pki_types::{CertificateDer, UnixTime};
-use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
+use super::test_support::*;
 use super::*;
 
 const WEB: &str = "spiffe://cluster.local/ns/default/sa/web";
@@ -21,44 +18,6 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 
 fn id(s: &str) -> SpiffeId {
     s.parse().unwrap()
-}
-
-fn csr_with(sans: Vec<SanType>, edit: impl FnOnce(&mut CertificateParams)) -> String {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::default();
-    params.subject_alt_names = sans;
-    edit(&mut params);
-    params.serialize_request(&key).unwrap().pem().unwrap()
-}
-
-fn uri(s: &str) -> SanType {
-    SanType::URI(s.try_into().unwrap())
-}
-
-fn csr_for(s: &str) -> String {
-    csr_with(vec![uri(s)], |_| {})
-}
-
-fn der(pem: &str) -> CertificateDer<'static> {
-    CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
-}
-
-/// Verifies `chain` (leaf first) as a client certificate against `roots`, as rustls would.
-fn verify(chain: &[String], roots: &[CertificateDer<'static>]) -> Result<(), rustls::Error> {
-    let mut store = RootCertStore::empty();
-    for r in roots {
-        store.add(r.clone()).unwrap();
-    }
-    let verifier = WebPkiClientVerifier::builder_with_provider(
-        Arc::new(store),
-        Arc::new(rustls::crypto::ring::default_provider()),
-    )
-    .build()
-    .unwrap();
-    let ders: Vec<_> = chain.iter().map(|p| der(p)).collect();
-    verifier
-        .verify_client_cert(&ders[0], &ders[1..], UnixTime::now())
-        .map(|_| ())
 }
 
 fn unix(t: SystemTime) -> i64 {
