@@ -204,23 +204,6 @@ impl Client {
             None => http::HeaderValue::try_from(authority)
                 .map_err(|e| Error::InvalidRequest(format!("authority {authority:?}: {e}")))?,
         };
-        // Answers the mesh gives itself (direct responses, rate limits, faults) are labelled
-        // with the route's first cluster, as Envoy's router does.
-        if let Some(ex) = ex.as_mut() {
-            match &route.action {
-                RouteAction::Forward(f) => {
-                    match f
-                        .clusters
-                        .first()
-                        .and_then(|c| runtimes.clusters.get(&c.name))
-                    {
-                        Some(rt) => ex.reached_cluster(&rt.cluster, &rt.peer, &rt.service, None),
-                        None => ex.asked_for(authority),
-                    }
-                }
-                RouteAction::DirectResponse { .. } => ex.asked_for(authority),
-            }
-        }
         match &route.action {
             RouteAction::DirectResponse { status, body } => {
                 let mut resp = Response::new(match body {
@@ -230,6 +213,7 @@ impl Client {
                 *resp.status_mut() =
                     http::StatusCode::from_u16(*status).unwrap_or(http::StatusCode::OK);
                 headers::apply(&route.response_headers, resp.headers_mut());
+                answered_by_mesh(ex, ResponseFlags::NONE, None, &runtimes, authority);
                 Ok(resp)
             }
             RouteAction::Forward(f) => {
@@ -237,7 +221,13 @@ impl Client {
                     && let Some(bucket) = runtimes.buckets.get(&runtime::route_key(route))
                     && let Err(wait) = bucket.try_acquire(tokio::time::Instant::now())
                 {
-                    flag(ex, ResponseFlags::RATE_LIMITED);
+                    answered_by_mesh(
+                        ex,
+                        ResponseFlags::RATE_LIMITED,
+                        Some(f),
+                        &runtimes,
+                        authority,
+                    );
                     return Ok(crate::ratelimit::limited_response(wait));
                 }
                 if let Some(fault) = &route.fault {
@@ -248,7 +238,13 @@ impl Client {
                         tokio::time::sleep(d).await;
                     }
                     if let Some(status) = inj.abort {
-                        flag(ex, ResponseFlags::FAULT_INJECTED);
+                        answered_by_mesh(
+                            ex,
+                            ResponseFlags::FAULT_INJECTED,
+                            Some(f),
+                            &runtimes,
+                            authority,
+                        );
                         crate::fault::count_injected("abort");
                         return Ok(crate::fault::abort_response(status));
                     }
@@ -359,6 +355,27 @@ impl ClientBuilder {
                 task,
             }),
         }
+    }
+}
+
+/// Labels an answer the mesh gives itself (a direct response, a rate limit, a fault abort) as
+/// Envoy's router does — with the route's first cluster, else the authority asked for — and
+/// sets its response flag.
+fn answered_by_mesh(
+    ex: &mut Option<Exchange>,
+    f: ResponseFlags,
+    forward: Option<&mesh_core::route::ForwardAction>,
+    runtimes: &runtime::RuntimeSet,
+    authority: &str,
+) {
+    let Some(ex) = ex.as_mut() else { return };
+    ex.flags.insert(f);
+    let first = forward
+        .and_then(|a| a.clusters.first())
+        .and_then(|c| runtimes.clusters.get(&c.name));
+    match first {
+        Some(rt) => ex.reached_cluster(&rt.cluster, &rt.peer, &rt.service, None),
+        None => ex.asked_for(authority),
     }
 }
 
