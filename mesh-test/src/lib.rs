@@ -8,6 +8,9 @@
 //!   helpers to send requests through it and read its admin API.
 //! - [`grpcio`]: the stock Python gRPC client (`grpcio`) as a child process, pointed at an
 //!   `xds:///` target through a gRPC xDS bootstrap file, reporting every call as a JSON line.
+//! - [`forward`]: a TCP forwarder standing in for a Service's virtual IP in front of replicas.
+//! - [`kube_api`]: an in-process fake Kubernetes API server (list/watch with resourceVersions,
+//!   bookmarks and 410 Gone) for the control plane's Kubernetes source.
 //! - [`echo::pb`]: the generated `mesh.test.echo.v1` protobuf and tonic code.
 //!
 //! What it does not do: install the peers. `scripts/test.sh` prepares a venv with the pinned
@@ -32,7 +35,9 @@ pub mod backend;
 pub mod ca;
 pub mod echo;
 pub mod envoy;
+pub mod forward;
 pub mod grpcio;
+pub mod kube_api;
 pub mod mesh;
 pub mod otlp;
 mod serve;

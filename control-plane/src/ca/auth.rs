@@ -13,6 +13,8 @@ pub enum GrantedBy {
     Certificate,
     /// A bootstrap token from the token file.
     Token,
+    /// A Kubernetes service account token, checked by the API server (TokenReview).
+    KubernetesToken,
 }
 
 impl GrantedBy {
@@ -21,6 +23,7 @@ impl GrantedBy {
         match self {
             GrantedBy::Certificate => "certificate",
             GrantedBy::Token => "token",
+            GrantedBy::KubernetesToken => "kubernetes-token",
         }
     }
 }
@@ -52,6 +55,30 @@ pub enum AuthError {
     /// A bearer token while the control plane has no token file.
     #[error("bootstrap tokens are not enabled on this control plane (no token file)")]
     NoTokenFile,
+    /// The Kubernetes API server did not authenticate the token (expired, revoked, forged, or
+    /// bound to a pod that is gone).
+    #[error("the Kubernetes API server did not authenticate the token: {reason}")]
+    TokenRejected {
+        /// The API server's reason.
+        reason: String,
+    },
+    /// A valid token, but not for this CA's audience.
+    #[error(
+        "the token is not for audience {audience:?} (request a projected token with that audience)"
+    )]
+    WrongAudience {
+        /// The audience this CA accepts.
+        audience: String,
+    },
+    /// A valid token of a user, not of a service account.
+    #[error("the token belongs to {username:?}, not to a service account")]
+    NotServiceAccount {
+        /// The token's user name.
+        username: String,
+    },
+    /// The token could not be reviewed (the API server is unreachable or refused us).
+    #[error("cannot review the token with the Kubernetes API server: {0}")]
+    ReviewUnavailable(String),
     /// A client certificate of another trust domain.
     #[error("the client certificate's identity {id} is not in trust domain {trust_domain}")]
     ForeignTrustDomain {
@@ -101,8 +128,18 @@ pub fn authenticate(
         .ok_or(AuthError::UnknownToken)
 }
 
+/// Checks a bearer token with an outside authority (Kubernetes' TokenReview) and returns the
+/// identity it proves.
+pub trait TokenReview: Send + Sync + std::fmt::Debug {
+    /// The identity `token` proves, or why it proves none.
+    fn review<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<SpiffeId, AuthError>> + Send + 'a>>;
+}
+
 /// The token of `Bearer <token>` (scheme case-insensitive, RFC 6750), if that is the form.
-fn bearer(value: &[u8]) -> Option<&[u8]> {
+pub(crate) fn bearer(value: &[u8]) -> Option<&[u8]> {
     let (scheme, rest) = value.split_at_checked(7)?;
     if !scheme.eq_ignore_ascii_case(b"bearer ") {
         return None;

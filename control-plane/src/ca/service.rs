@@ -10,7 +10,7 @@ use mesh_xds_client::ca_proto::istio_certificate_service_server::{
 use mesh_xds_client::ca_proto::{IstioCertificateRequest, IstioCertificateResponse};
 use tonic::{Request, Response, Status};
 
-use super::auth::{self, AuthError};
+use super::auth::{self, AuthError, Grant, GrantedBy, TokenReview};
 use super::csr::MAX_CSR_BYTES;
 use super::tokens::TokenFile;
 use super::{Ca, CsrError};
@@ -31,13 +31,25 @@ use super::{Ca, CsrError};
 pub struct CaService {
     ca: Arc<Ca>,
     tokens: Option<Arc<TokenFile>>,
+    reviewer: Option<Arc<dyn TokenReview>>,
 }
 
 impl CaService {
     /// A service signing with `ca`, accepting the bootstrap tokens of `tokens` (`None`: only
     /// renewals over mTLS are accepted).
     pub fn new(ca: Arc<Ca>, tokens: Option<Arc<TokenFile>>) -> Self {
-        Self { ca, tokens }
+        Self {
+            ca,
+            tokens,
+            reviewer: None,
+        }
+    }
+
+    /// Also accepts bearer tokens that `reviewer` vouches for (a Kubernetes service account
+    /// token, through TokenReview), after the token file.
+    pub fn with_token_review(mut self, reviewer: Arc<dyn TokenReview>) -> Self {
+        self.reviewer = Some(reviewer);
+        self
     }
 
     /// The tonic service to add to a server.
@@ -46,7 +58,10 @@ impl CaService {
         IstioCertificateServiceServer::new(self).max_decoding_message_size(MAX_CSR_BYTES * 2)
     }
 
-    fn handle(&self, request: &Request<IstioCertificateRequest>) -> Result<Vec<String>, Refusal> {
+    async fn handle(
+        &self,
+        request: &Request<IstioCertificateRequest>,
+    ) -> Result<Vec<String>, Refusal> {
         let peer = request.extensions().get::<PeerIdentity>();
         let authorization = request
             .metadata()
@@ -57,13 +72,28 @@ impl CaService {
             (Some(file), None) if authorization.is_some() => Some(file.current()),
             _ => None,
         };
-        let grant = auth::authenticate(
+        let grant = match auth::authenticate(
             peer,
             authorization,
             tokens.as_deref(),
             self.ca.trust_domain(),
-        )
-        .map_err(Refusal::Auth)?;
+        ) {
+            Ok(g) => g,
+            // Not a bootstrap token: perhaps a Kubernetes service account token.
+            Err(e @ (AuthError::UnknownToken | AuthError::NoTokenFile)) => {
+                let token = authorization
+                    .and_then(auth::bearer)
+                    .and_then(|t| std::str::from_utf8(t).ok());
+                match (&self.reviewer, token) {
+                    (Some(r), Some(token)) => Grant {
+                        id: r.review(token).await.map_err(Refusal::Auth)?,
+                        by: GrantedBy::KubernetesToken,
+                    },
+                    _ => return Err(Refusal::Auth(e)),
+                }
+            }
+            Err(e) => return Err(Refusal::Auth(e)),
+        };
         let body = request.get_ref();
         let ttl = match body.validity_duration {
             d if d < 0 => return Err(Refusal::Csr(CsrError::Validity(d), grant.by.as_str())),
@@ -101,6 +131,10 @@ impl Refusal {
 
     fn status(&self) -> Status {
         match self {
+            // Transient: the caller should retry.
+            Refusal::Auth(e @ AuthError::ReviewUnavailable(_)) => {
+                Status::unavailable(e.to_string())
+            }
             Refusal::Auth(e) => Status::unauthenticated(e.to_string()),
             Refusal::Csr(e, _) if e.is_permission_denied() => {
                 Status::permission_denied(e.to_string())
@@ -118,7 +152,7 @@ impl IstioCertificateService for CaService {
         request: Request<IstioCertificateRequest>,
     ) -> Result<Response<IstioCertificateResponse>, Status> {
         let remote = request.remote_addr();
-        match self.handle(&request) {
+        match self.handle(&request).await {
             Ok(cert_chain) => Ok(Response::new(IstioCertificateResponse { cert_chain })),
             Err(refusal) => {
                 let reason = refusal.reason();

@@ -122,13 +122,7 @@ pub(crate) fn persist(dir: &Path, m: &Material) -> Result<(), CaError> {
     let _ = std::fs::remove_dir_all(&tmp);
     create_private_dir(&tmp)?;
     let result = (|| {
-        let key_pem = m.key.serialize_pem();
-        write_file(&tmp.join(CA_KEY), key_pem.as_bytes(), true)?;
-        let chain: String = m.chain.iter().map(|c| pem::cert(c)).collect();
-        let roots: String = m.roots.iter().map(|c| pem::cert(c)).collect();
-        write_file(&tmp.join(CA_CERT), pem::cert(&m.chain[0]).as_bytes(), false)?;
-        write_file(&tmp.join(CERT_CHAIN), chain.as_bytes(), false)?;
-        write_file(&tmp.join(ROOT_CERT), roots.as_bytes(), false)?;
+        write_files(&tmp, &files(m))?;
         // Replaces `dir` only if it is missing or empty (rename(2) onto an empty directory).
         std::fs::rename(&tmp, dir).map_err(|source| CaError::Write {
             path: dir.to_path_buf(),
@@ -141,7 +135,27 @@ pub(crate) fn persist(dir: &Path, m: &Material) -> Result<(), CaError> {
     result
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), CaError> {
+/// The four files of `m`, by name, as PEM text.
+pub(crate) fn files(m: &Material) -> Vec<(&'static str, String)> {
+    let chain: String = m.chain.iter().map(|c| pem::cert(c)).collect();
+    let roots: String = m.roots.iter().map(|c| pem::cert(c)).collect();
+    vec![
+        (CA_KEY, m.key.serialize_pem()),
+        (CA_CERT, pem::cert(&m.chain[0])),
+        (CERT_CHAIN, chain),
+        (ROOT_CERT, roots),
+    ]
+}
+
+/// Writes CA files (by name) into `dir`, which must exist; the key with mode 0600.
+pub(crate) fn write_files(dir: &Path, files: &[(&str, String)]) -> Result<(), CaError> {
+    for (name, text) in files {
+        write_file(&dir.join(name), text.as_bytes(), *name == CA_KEY)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), CaError> {
     let werr = |source| CaError::Write {
         path: dir.to_path_buf(),
         source,

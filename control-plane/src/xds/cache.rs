@@ -38,7 +38,7 @@ pub fn is_full_state_type(type_url: &str) -> bool {
 pub struct XdsResource {
     /// Resource name.
     pub name: String,
-    /// Content version: a stable hash of the encoded bytes.
+    /// Content version: a stable hash of the model (or of the encoded bytes without one).
     pub version: String,
     /// The encoded resource.
     pub any: Any,
@@ -53,7 +53,14 @@ pub struct XdsResource {
 impl XdsResource {
     /// Wraps an encoded resource, computing its version.
     pub fn new(name: String, any: Any, model: serde_json::Value) -> Self {
-        let version = format!("{:016x}", fnv1a(&any.value));
+        // The encoding is not canonical (protobuf maps, such as endpoint metadata, encode in
+        // hash-map order), so the same content could get a new version on every build and be
+        // pushed again. The model it came from is canonical JSON: hash that when there is one.
+        let version = if model.is_null() {
+            format!("{:016x}", fnv1a(&any.value))
+        } else {
+            format!("{:016x}", fnv1a(model.to_string().as_bytes()))
+        };
         Self {
             name,
             version,

@@ -46,6 +46,9 @@ pub(crate) async fn run<S>(
     S: Stream<Item = Result<DeltaDiscoveryRequest, Status>> + Unpin,
 {
     let client = registry.register(StreamKind::Delta, peer);
+    if !super::first_config(&snapshot, &mut shutdown).await {
+        return;
+    }
     let mut watcher = snapshot.watch();
     let mut types: HashMap<String, TypeState> = HashMap::new();
     let mut nonce = 0u64;

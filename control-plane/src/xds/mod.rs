@@ -116,3 +116,20 @@ mod tests;
 pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
+
+/// Waits until a first config is published (generation above 0); false when stopped first.
+/// Until then nothing is answered: an empty answer would tell a client that connected while a
+/// Kubernetes source was still listing that its resources do not exist.
+pub(crate) async fn first_config(
+    snapshot: &Snapshot<XdsSnapshot>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let mut changes = snapshot.watch();
+    while snapshot.load().generation == 0 {
+        tokio::select! {
+            _ = stopped(shutdown) => return false,
+            _ = changes.changed() => {}
+        }
+    }
+    true
+}

@@ -37,6 +37,9 @@ pub(crate) async fn run<S>(
     S: Stream<Item = Result<DiscoveryRequest, Status>> + Unpin,
 {
     let client = registry.register(StreamKind::Sotw, peer);
+    if !super::first_config(&snapshot, &mut shutdown).await {
+        return;
+    }
     let mut watcher = snapshot.watch();
     let mut types: HashMap<String, TypeState> = HashMap::new();
     let mut nonce = 0u64;

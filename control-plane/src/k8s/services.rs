@@ -1,0 +1,224 @@
+//! Kubernetes `Service`s with their `EndpointSlice`s and `Pod`s, as `ServiceEntry` documents.
+//!
+//! What Istio's Kubernetes registry does, for the fields the mesh uses:
+//! - host `<name>.<namespace>.svc.<cluster domain>`, one port per Service port (UDP and SCTP
+//!   ports are left out); the protocol comes from `appProtocol`, else from the port name's
+//!   prefix (`http`, `http2`, `grpc`, `grpc-web`, as in `grpc-api`), else HTTP;
+//! - one endpoint per ready address of the Service's EndpointSlices (label
+//!   `kubernetes.io/service-name`), with the slice's port numbers by port name;
+//! - an endpoint backed by a Pod carries the Pod's labels (so `DestinationRule` subsets select
+//!   them) and its service account; its locality is the Pod's `istio-locality` label
+//!   (`region.zone.subzone`), else the Pod's `topology.kubernetes.io/region` label with the
+//!   endpoint's zone.
+//!
+//! `ExternalName` Services are left out (no DNS resolution).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::kinds::Role;
+use super::store::{Key, Store};
+
+/// The `ServiceEntry` (as a JSON document) of every Service, by namespace and name.
+pub fn service_entries(store: &Store, cluster_domain: &str) -> Vec<(Key, Value)> {
+    let services = store.objects(Store::index(Role::Service));
+    let slices = store.objects(Store::index(Role::EndpointSlice));
+    let pods = store.objects(Store::index(Role::Pod));
+    let mut by_service: BTreeMap<Key, Vec<&Value>> = BTreeMap::new();
+    for ((ns, _), slice) in slices {
+        let labels = slice.metadata.labels.as_ref();
+        if let Some(svc) = labels.and_then(|l| l.get("kubernetes.io/service-name")) {
+            by_service
+                .entry((ns.clone(), svc.clone()))
+                .or_default()
+                .push(&slice.data);
+        }
+    }
+    let pod = |ns: &str, name: &str| {
+        pods.get(&(ns.to_string(), name.to_string()))
+            .map(|p| (&p.metadata, &p.data))
+    };
+    services
+        .iter()
+        .filter(|(_, s)| s.data["spec"]["type"].as_str() != Some("ExternalName"))
+        .map(|(key, s)| {
+            let slices = by_service.get(key).map(Vec::as_slice).unwrap_or_default();
+            let entry = service_entry(key, &s.data["spec"], slices, &pod, cluster_domain);
+            (key.clone(), entry)
+        })
+        .collect()
+}
+
+type PodLookup<'a> = dyn Fn(&str, &str) -> Option<(&'a kube::api::ObjectMeta, &'a Value)> + 'a;
+
+fn service_entry(
+    (ns, name): &Key,
+    spec: &Value,
+    slices: &[&Value],
+    pod: &PodLookup<'_>,
+    cluster_domain: &str,
+) -> Value {
+    let mut ports = Vec::new();
+    for p in spec["ports"].as_array().into_iter().flatten() {
+        if p["protocol"].as_str().is_some_and(|proto| proto != "TCP") {
+            continue;
+        }
+        let Some(number) = p["port"].as_u64() else {
+            continue;
+        };
+        let port_name = p["name"].as_str().unwrap_or_default();
+        let mut port = json!({"number": number, "name": entry_port_name(port_name, number)});
+        if let Some(proto) = protocol(p["appProtocol"].as_str(), port_name) {
+            port["protocol"] = json!(proto);
+        }
+        if let Some(target) = p["targetPort"].as_u64() {
+            port["targetPort"] = json!(target);
+        }
+        ports.push((port_name.to_string(), port));
+    }
+    let mut endpoints = Vec::new();
+    for slice in slices {
+        if !matches!(slice["addressType"].as_str(), Some("IPv4" | "IPv6")) {
+            continue;
+        }
+        // The slice's port numbers, by the Service port they serve (matched by name).
+        let mut numbers = BTreeMap::new();
+        for sp in slice["ports"].as_array().into_iter().flatten() {
+            let sp_name = sp["name"].as_str().unwrap_or_default();
+            if let (Some((_, p)), Some(n)) = (
+                ports.iter().find(|(n, _)| n == sp_name),
+                sp["port"].as_u64(),
+            ) {
+                numbers.insert(p["name"].as_str().unwrap_or_default().to_string(), n);
+            }
+        }
+        for ep in slice["endpoints"].as_array().into_iter().flatten() {
+            // Kubernetes: an absent `ready` means ready.
+            if ep["conditions"]["ready"].as_bool() == Some(false) {
+                continue;
+            }
+            let target = &ep["targetRef"];
+            let backing = match (target["kind"].as_str(), target["name"].as_str()) {
+                (Some("Pod"), Some(p)) => pod(ns, p),
+                _ => None,
+            };
+            for addr in ep["addresses"].as_array().into_iter().flatten() {
+                let Some(addr) = addr.as_str() else { continue };
+                let mut we = json!({"address": addr, "ports": numbers});
+                if let Some((meta, data)) = backing {
+                    if let Some(labels) = &meta.labels {
+                        we["labels"] = json!(labels);
+                    }
+                    if let Some(sa) = data["spec"]["serviceAccountName"].as_str() {
+                        we["serviceAccount"] = json!(sa);
+                    }
+                }
+                if let Some(l) = locality(backing.map(|(m, _)| m), ep["zone"].as_str()) {
+                    we["locality"] = json!(l);
+                }
+                endpoints.push(we);
+            }
+        }
+    }
+    json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "ServiceEntry",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "hosts": [format!("{name}.{ns}.svc.{cluster_domain}")],
+            "ports": ports.into_iter().map(|(_, p)| p).collect::<Vec<_>>(),
+            "resolution": "STATIC",
+            "endpoints": endpoints,
+        },
+    })
+}
+
+/// A ServiceEntry port needs a name; an unnamed Service port (allowed when it is the only one)
+/// gets `port-<number>`.
+fn entry_port_name(name: &str, number: u64) -> String {
+    if name.is_empty() {
+        format!("port-{number}")
+    } else {
+        name.to_string()
+    }
+}
+
+/// Istio's protocol selection: `appProtocol`, else the port name's `<protocol>[-<suffix>]`.
+fn protocol(app_protocol: Option<&str>, port_name: &str) -> Option<&'static str> {
+    let by_name = |p: &str| match p.to_ascii_lowercase().as_str() {
+        "http" => Some("HTTP"),
+        "http2" | "kubernetes.io/h2c" | "h2c" => Some("HTTP2"),
+        "grpc" => Some("GRPC"),
+        "grpc-web" => Some("GRPC-WEB"),
+        _ => None,
+    };
+    if let Some(p) = app_protocol.and_then(by_name) {
+        return Some(p);
+    }
+    let lower = port_name.to_ascii_lowercase();
+    if lower == "grpc-web" || lower.starts_with("grpc-web-") {
+        return Some("GRPC-WEB");
+    }
+    by_name(lower.split('-').next().unwrap_or_default())
+}
+
+/// `region/zone/subzone` of an endpoint.
+fn locality(pod: Option<&kube::api::ObjectMeta>, zone: Option<&str>) -> Option<String> {
+    let labels = pod.and_then(|m| m.labels.as_ref());
+    if let Some(l) = labels.and_then(|l| l.get("istio-locality")) {
+        return Some(l.replace('.', "/"));
+    }
+    let region = labels.and_then(|l| l.get("topology.kubernetes.io/region"));
+    match (region, zone) {
+        (None, None) => None,
+        (r, z) => Some(format!(
+            "{}/{}",
+            r.map_or("", String::as_str),
+            z.unwrap_or_default()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocols_follow_istio_selection() {
+        assert_eq!(protocol(Some("grpc"), "web"), Some("GRPC"));
+        assert_eq!(protocol(Some("kubernetes.io/h2c"), ""), Some("HTTP2"));
+        assert_eq!(protocol(None, "grpc-api"), Some("GRPC"));
+        assert_eq!(protocol(None, "grpc-web-ui"), Some("GRPC-WEB"));
+        assert_eq!(protocol(None, "http2"), Some("HTTP2"));
+        assert_eq!(protocol(None, "metrics"), None);
+        assert_eq!(protocol(None, ""), None);
+    }
+
+    #[test]
+    fn locality_prefers_the_istio_label() {
+        let mut meta = kube::api::ObjectMeta {
+            labels: Some(
+                [
+                    ("istio-locality".to_string(), "eu.eu-1a.rack2".to_string()),
+                    (
+                        "topology.kubernetes.io/region".to_string(),
+                        "us".to_string(),
+                    ),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        assert_eq!(
+            locality(Some(&meta), Some("z")).as_deref(),
+            Some("eu/eu-1a/rack2")
+        );
+        meta.labels.as_mut().unwrap().remove("istio-locality");
+        assert_eq!(
+            locality(Some(&meta), Some("us-1b")).as_deref(),
+            Some("us/us-1b")
+        );
+        assert_eq!(locality(None, None), None);
+    }
+}
