@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use control_plane::ca::{CaOptions, CaSource};
 use control_plane::config::{Severity, parse_duration};
 use control_plane::k8s::KubeOptions;
+use control_plane::k8s::inject::InjectionOptions;
 use control_plane::publish;
 use control_plane::server::{ControlPlane, Options};
 
@@ -96,6 +97,21 @@ struct KubeArgs {
     /// (checked with the TokenReview API).
     #[arg(long, default_value = "istio-ca")]
     token_audience: String,
+    /// Serve the injection webhook (HTTPS, POST /inject) here: pods labelled
+    /// meshlib.dev/inject=true get the gRPC xDS bootstrap, the trust bundle and a projected token.
+    #[arg(long)]
+    injection_addr: Option<SocketAddr>,
+    /// DNS name of the webhook's serving certificate (repeat for several), e.g.
+    /// mesh-control-plane.mesh-system.svc.
+    #[arg(long)]
+    injection_dns_name: Vec<String>,
+    /// The xDS and CA address injected pods dial (host:port), e.g.
+    /// mesh-control-plane.mesh-system.svc:15010.
+    #[arg(long, requires = "injection_addr")]
+    injection_xds_address: Option<String>,
+    /// The MutatingWebhookConfiguration whose caBundle the leader keeps equal to the CA root.
+    #[arg(long, requires = "injection_addr")]
+    injection_webhook_config: Option<String>,
 }
 
 impl KubeArgs {
@@ -119,6 +135,23 @@ impl KubeArgs {
         opts.cluster_domain = self.cluster_domain;
         opts.ca_secret = self.ca_secret;
         opts.token_audience = self.token_audience;
+        if let Some(addr) = self.injection_addr {
+            let xds_address = self.injection_xds_address.ok_or(
+                "--injection-addr needs --injection-xds-address (the address injected pods dial)",
+            )?;
+            if self.injection_dns_name.is_empty() {
+                return Err(
+                    "--injection-addr needs --injection-dns-name (the webhook Service's DNS name)"
+                        .into(),
+                );
+            }
+            opts.injection = Some(InjectionOptions {
+                addr,
+                dns_names: self.injection_dns_name,
+                xds_address,
+                webhook_config: self.injection_webhook_config,
+            });
+        }
         Ok(opts)
     }
 }

@@ -94,6 +94,7 @@ pub struct ControlPlane {
     stop: tokio::sync::watch::Sender<bool>,
     xds_task: Option<JoinHandle<()>>,
     leader: Option<tokio::sync::watch::Receiver<bool>>,
+    injection_addr: Option<SocketAddr>,
 }
 
 /// How long a Kubernetes source may take to list every kind before the first build.
@@ -144,6 +145,7 @@ impl ControlPlane {
             stop: tokio::sync::watch::channel(false).0,
             xds_task: None,
             leader: None,
+            injection_addr: None,
         };
 
         let kube = opts.kubernetes.as_ref().map(KubeSource::start);
@@ -210,6 +212,11 @@ impl ControlPlane {
             }
             None => None,
         };
+        if let Some(k) = &opts.kubernetes
+            && let Some(injection) = &k.injection
+        {
+            cp.injection_addr = Some(start_injection(&mut cp, k, injection, ca.as_ref()).await?);
+        }
         let (incoming, accept_task) = crate::xds_port::incoming(xds, tls);
         cp.tasks.push(accept_task);
         let mut stopped = cp.stop.subscribe();
@@ -278,6 +285,11 @@ impl ControlPlane {
     /// without a Kubernetes source.
     pub fn is_leader(&self) -> Option<bool> {
         self.leader.as_ref().map(|l| *l.borrow())
+    }
+
+    /// Where the injection webhook listens, when [`KubeOptions::injection`] was set.
+    pub fn injection_addr(&self) -> Option<SocketAddr> {
+        self.injection_addr
     }
 
     /// The certificate authority, when [`Options::ca`] was set.
@@ -359,6 +371,61 @@ async fn start_ca(
             )));
     }
     Ok((ca, service))
+}
+
+/// Starts the injection webhook (and, with a webhook configuration named, the leader's upkeep of
+/// its `caBundle`); returns where it listens.
+async fn start_injection(
+    cp: &mut ControlPlane,
+    k: &KubeOptions,
+    injection: &crate::k8s::inject::InjectionOptions,
+    ca: Option<&Arc<Ca>>,
+) -> Result<SocketAddr, StartError> {
+    use crate::k8s::{inject::Injector, webhook};
+    let Some(ca) = ca else {
+        return Err(StartError::Ca(CaError::Options(
+            "the injection webhook needs the CA (its serving certificate and the trust bundle it injects)".into(),
+        )));
+    };
+    let listener = TcpListener::bind(injection.addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            what: "the injection webhook",
+            addr: injection.addr,
+            source,
+        })?;
+    let addr = listener.local_addr().unwrap_or(injection.addr);
+    let (identity, task) =
+        crate::xds_port::serving_identity(ca.clone(), injection.dns_names.clone())
+            .map_err(|reason| StartError::Ca(CaError::Serving(reason)))?;
+    cp.tasks.push(task);
+    let config = mesh_xds_client::tls::server_config(
+        identity,
+        mesh_xds_client::tls::ClientAuth::Optional,
+        &["h2", "http/1.1"],
+    );
+    let injector = Arc::new(Injector {
+        xds_address: injection.xds_address.clone(),
+        trust_domain: ca.trust_domain().into(),
+        cluster_domain: k.cluster_domain.clone(),
+        token_audience: k.token_audience.clone(),
+        root_pem: ca.root_pem().into(),
+    });
+    cp.tasks.push(webhook::serve(
+        listener,
+        tokio_rustls::TlsAcceptor::from(config),
+        injector,
+    ));
+    if let (Some(name), Some(leader)) = (&injection.webhook_config, &cp.leader) {
+        cp.tasks.push(tokio::spawn(webhook::keep_ca_bundle(
+            k.client.clone(),
+            name.clone(),
+            ca.root_pem().into(),
+            leader.clone(),
+        )));
+    }
+    tracing::info!(%addr, "injection webhook serving");
+    Ok(addr)
 }
 
 /// Where config comes from.

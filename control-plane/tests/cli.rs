@@ -148,3 +148,45 @@ fn serve_with_a_state_dir_generates_and_keeps_the_ca() {
     let pem = std::fs::read_to_string(&root).expect("root-cert.pem written");
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
 }
+
+#[test]
+fn serve_refuses_kubernetes_flags_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("kubeconfig");
+    let (code, err) = exit_and_stderr(serve(
+        dir.path(),
+        &[
+            "--source",
+            "kubernetes",
+            "--kubeconfig",
+            missing.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--kubeconfig") && err.contains("kubeconfig"),
+        "{err}"
+    );
+
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n\
+         users: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n\
+         current-context: x\n",
+    )
+    .unwrap();
+    let (code, err) = exit_and_stderr(serve(
+        dir.path(),
+        &[
+            "--source",
+            "kubernetes",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--injection-addr",
+            "127.0.0.1:0",
+        ],
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--injection-xds-address"), "{err}");
+}

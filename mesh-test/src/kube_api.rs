@@ -57,7 +57,7 @@ pub struct Resource {
 }
 
 /// The kinds this server knows by name (for [`FakeApiServer::apply`] and list kinds).
-const KINDS: [(&str, &str, &str); 16] = [
+const KINDS: [(&str, &str, &str); 17] = [
     ("", "Service", "services"),
     ("", "Pod", "pods"),
     ("", "Secret", "secrets"),
@@ -82,6 +82,11 @@ const KINDS: [(&str, &str, &str); 16] = [
     ("gateway.networking.k8s.io", "HTTPRoute", "httproutes"),
     ("gateway.networking.k8s.io", "GRPCRoute", "grpcroutes"),
     ("authentication.k8s.io", "TokenReview", "tokenreviews"),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+    ),
 ];
 
 fn group_of(api_version: &str) -> &str {

@@ -12,6 +12,9 @@
 //! checked with the TokenReview API ([`token_review`]), and every replica signs with the same
 //! CA, kept in a Secret ([`ca_secret`]).
 //!
+//! Pods labelled `meshlib.dev/inject: "true"` get the gRPC xDS bootstrap, the trust bundle and a
+//! projected token from a mutating webhook ([`inject`], [`webhook`]).
+//!
 //! Every replica serves xDS from its own cache. One replica, elected on a Lease ([`lease`]),
 //! writes status conditions back to each custom resource and an Event when one is rejected
 //! ([`status`]).
@@ -35,12 +38,14 @@
 
 pub mod ca_secret;
 pub mod documents;
+pub mod inject;
 pub mod kinds;
 pub mod lease;
 pub mod services;
 pub mod status;
 pub mod store;
 pub mod token_review;
+pub mod webhook;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -78,6 +83,8 @@ pub struct KubeOptions {
     /// The audience a service account token must be bound to for the CA to accept it
     /// ([`token_review`]). Default: `istio-ca`.
     pub token_audience: String,
+    /// Serve the injection webhook ([`inject`]); needs the CA. Default: none.
+    pub injection: Option<inject::InjectionOptions>,
 }
 
 impl std::fmt::Debug for KubeOptions {
@@ -91,6 +98,7 @@ impl std::fmt::Debug for KubeOptions {
             .field("write_status", &self.write_status)
             .field("ca_secret", &self.ca_secret)
             .field("token_audience", &self.token_audience)
+            .field("injection", &self.injection)
             .finish_non_exhaustive()
     }
 }
@@ -108,6 +116,7 @@ impl KubeOptions {
             write_status: true,
             ca_secret: None,
             token_audience: token_review::DEFAULT_AUDIENCE.into(),
+            injection: None,
         }
     }
 }

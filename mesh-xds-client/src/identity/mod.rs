@@ -25,7 +25,9 @@
 //! ```
 //!
 //! Renewals (at half the certificate's lifetime) go over mutual TLS with the current certificate,
-//! without the token. What this does not do yet: Kubernetes service-account tokens.
+//! without the token. On Kubernetes the token is the pod's projected service account token
+//! (`Token::File`, re-read at each request as the kubelet rotates it), and an injected pod's
+//! bootstrap names everything: [`IdentityOptions::from_bootstrap`].
 
 mod csr;
 mod task;
@@ -47,6 +49,9 @@ pub fn svid_from_pem(
 ) -> Result<Svid, IdentityError> {
     csr::svid_from_chain(id, key, chain_pem, trusted)
 }
+
+/// The certificate provider plugin name that [`IdentityOptions::from_bootstrap`] reads.
+pub const CA_PLUGIN: &str = "meshlib.dev/ca";
 
 /// How the workload proves who it is to the CA.
 #[derive(Clone, PartialEq, Eq)]
@@ -114,6 +119,55 @@ impl IdentityOptions {
         self
     }
 
+    /// The options a bootstrap names in `certificate_providers.default` with plugin
+    /// [`CA_PLUGIN`] (what the control plane's injection webhook writes into a pod):
+    /// `ca_address`, `spiffe_id`, `token_file` (a projected service account token, re-read at
+    /// every request) and `root_cert_file` (the trust bundle, PEM). `Ok(None)` when the bootstrap
+    /// names no such provider.
+    pub fn from_bootstrap(
+        bootstrap: &crate::Bootstrap,
+    ) -> Result<Option<IdentityOptions>, IdentityError> {
+        let Some(provider) = bootstrap
+            .certificate_providers
+            .as_ref()
+            .and_then(|p| p.get("default"))
+            .filter(|p| p["plugin_name"] == CA_PLUGIN)
+        else {
+            return Ok(None);
+        };
+        let config = &provider["config"];
+        let field = |name: &str| {
+            config[name]
+                .as_str()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| IdentityError::Bootstrap(format!("config.{name} is required")))
+        };
+        let id: SpiffeId = field("spiffe_id")?
+            .parse()
+            .map_err(|e| IdentityError::Bootstrap(format!("config.spiffe_id: {e}")))?;
+        let mut options = IdentityOptions::new(
+            field("ca_address")?,
+            id,
+            Token::File(field("token_file")?.into()),
+        );
+        if let Some(path) = config["root_cert_file"].as_str() {
+            use rustls_pki_types::CertificateDer;
+            use rustls_pki_types::pem::PemObject;
+            let bad =
+                |e: String| IdentityError::Bootstrap(format!("config.root_cert_file {path}: {e}"));
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            let roots = CertificateDer::pem_slice_iter(&pem)
+                .map(|c| c.map(|c| c.to_vec()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(e.to_string()))?;
+            if roots.is_empty() {
+                return Err(bad("no certificate in it".into()));
+            }
+            options.trust_bundle = Some(roots);
+        }
+        Ok(Some(options))
+    }
+
     /// Sets the retry delays.
     pub fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
         self.backoff_base = base;
@@ -160,6 +214,9 @@ pub enum IdentityError {
     /// The CA's answer is not a usable chain for us.
     #[error("the CA's certificate chain: {0}")]
     BadChain(String),
+    /// The bootstrap's certificate provider cannot be used.
+    #[error("the bootstrap's certificate provider ({CA_PLUGIN}): {0}")]
+    Bootstrap(String),
     /// No certificate arrived in time.
     #[error("no certificate after {0:?}; last error: {1}")]
     Timeout(Duration, String),
@@ -170,7 +227,9 @@ impl IdentityError {
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            IdentityError::Refused { .. } | IdentityError::BadChain(_)
+            IdentityError::Refused { .. }
+                | IdentityError::BadChain(_)
+                | IdentityError::Bootstrap(_)
         )
     }
 }
