@@ -26,8 +26,13 @@
 //! chains, AuthorizationPolicy as RBAC filters), and serves TLS and plaintext on the xDS port
 //! ([`xds_port`]) so workloads with a certificate talk to it over mutual TLS.
 //!
-//! What it does not do yet: a Kubernetes source or Helm chart (config comes from a directory),
-//! `GRPCRoute`, and Istio's `Telemetry` resource; see the README's feature table and
+//! With [`Options::kubernetes`](server::Options::kubernetes) it watches a cluster instead of (or
+//! beside) a directory ([`k8s`]): Services, EndpointSlices, Pods and the same documents as
+//! custom resources, with status conditions, leader election, TokenReview authentication for
+//! the CA, the CA in a Secret and an injection webhook. The Helm chart is in
+//! `charts/mesh-control-plane`.
+//!
+//! What it does not do yet: Istio's `Telemetry` resource; see the README's feature table and
 //! docs/xds-mapping.md for what each document becomes.
 
 pub mod admin;

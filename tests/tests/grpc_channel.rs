@@ -263,3 +263,90 @@ async fn a_fault_abort_answers_with_the_grpc_status() {
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert_eq!(echo_backend.hits(), 0, "the backend never saw the call");
 }
+
+/// A GRPCRoute (GAMMA) on the echo Service: `EchoStream` calls and calls with `x-canary: true`
+/// go to v2; the other calls split 50/50 by weight.
+fn grpc_route_config(v1: std::net::SocketAddr, v2: std::net::SocketAddr) -> String {
+    let entry = |name: &str, host: &str, addr: std::net::SocketAddr| {
+        format!(
+            r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{ name: {name}, namespace: default }}
+spec:
+  hosts: [{host}]
+  ports: [{{ number: {PORT}, name: grpc, protocol: GRPC }}]
+  resolution: STATIC
+  endpoints: [{{ address: {ip}, ports: {{ grpc: {port} }} }}]
+---
+"#,
+            ip = addr.ip(),
+            port = addr.port()
+        )
+    };
+    format!(
+        r#"{}{}{}apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{ name: echo, namespace: default }}
+spec:
+  parentRefs: [{{ group: networking.istio.io, kind: ServiceEntry, name: echo, port: {PORT} }}]
+  rules:
+  - matches:
+    - method: {{ service: mesh.test.echo.v1.Echo, method: EchoStream }}
+    - headers: [{{ name: x-canary, value: "true" }}]
+    backendRefs: [{{ group: networking.istio.io, kind: ServiceEntry, name: echo-v2, port: {PORT} }}]
+  - matches:
+    - method: {{ type: RegularExpression, service: "mesh\\.test\\..*", method: "Ech.+" }}
+    filters:
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {{ add: [{{ name: x-route, value: split }}] }}
+    backendRefs:
+    - {{ group: networking.istio.io, kind: ServiceEntry, name: echo-v1, port: {PORT}, weight: 50 }}
+    - {{ group: networking.istio.io, kind: ServiceEntry, name: echo-v2, port: {PORT}, weight: 50 }}
+"#,
+        entry("echo", HOST, v1),
+        entry("echo-v1", "echo-v1.mesh.local", v1),
+        entry("echo-v2", "echo-v2.mesh.local", v2),
+    )
+}
+
+#[tokio::test]
+async fn a_grpc_route_routes_by_method_and_header() {
+    let v1 = backend::grpc_echo("echo-v1").await;
+    let v2 = backend::grpc_echo("echo-v2").await;
+    let mesh = TestMesh::start(&[("echo.yaml", &grpc_route_config(v1.addr, v2.addr))]).await;
+    let status = mesh.cp().config_status();
+    assert_eq!(status.errors(), 0, "{:#?}", status.diagnostics);
+    let (_xds, mut echo) = client(&mesh).await;
+
+    // Unary Echo: the weighted rule, with its response header.
+    let mut counts: BTreeMap<String, u32> = BTreeMap::new();
+    for _ in 0..200 {
+        let reply = echo.echo(request("hi")).await.expect("call");
+        assert_eq!(reply.metadata().get("x-route").unwrap(), "split");
+        *counts.entry(reply.into_inner().backend).or_default() += 1;
+    }
+    let share = f64::from(counts["echo-v1"]) / 200.0;
+    assert!(
+        (0.38..=0.62).contains(&share),
+        "v1 share {share}: {counts:?}"
+    );
+
+    // The method match and the header match: v2 only.
+    for _ in 0..10 {
+        let mut stream = echo
+            .echo_stream(request("s"))
+            .await
+            .expect("stream")
+            .into_inner();
+        while let Some(reply) = stream.next().await {
+            assert_eq!(reply.unwrap().backend, "echo-v2");
+        }
+        let mut req = tonic::Request::new(request("canary"));
+        req.metadata_mut()
+            .insert("x-canary", "true".parse().unwrap());
+        assert_eq!(
+            echo.echo(req).await.unwrap().into_inner().backend,
+            "echo-v2"
+        );
+    }
+}

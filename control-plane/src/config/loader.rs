@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::diagnostic::{Diagnostic, Findings, Severity};
+use super::grpc_route::GrpcRoute;
 use super::split::{Chunk, split_documents};
 use super::{Document, Kind, LoadedConfig, Source};
 
@@ -19,9 +20,13 @@ const GATEWAY_VERSIONS: [&str; 2] = [
     "gateway.networking.k8s.io/v1",
     "gateway.networking.k8s.io/v1beta1",
 ];
+const GRPC_ROUTE_VERSIONS: [&str; 2] = [
+    "gateway.networking.k8s.io/v1",
+    "gateway.networking.k8s.io/v1alpha2",
+];
 const SECURITY_VERSIONS: [&str; 2] = ["security.istio.io/v1", "security.istio.io/v1beta1"];
 const KINDS: &str = concat!(
-    "ServiceEntry, WorkloadEntry, VirtualService, DestinationRule, HTTPRoute, ",
+    "ServiceEntry, WorkloadEntry, VirtualService, DestinationRule, HTTPRoute, GRPCRoute, ",
     "PeerAuthentication, AuthorizationPolicy"
 );
 
@@ -165,6 +170,10 @@ fn parse_document(chunk: &Chunk<'_>, ctx: &mut Ctx<'_>) -> Parsed {
             check_dry_run(&value, &mut findings);
             decode_strict(chunk, ctx, &mut findings, &STRICT_UNDER).map(Kind::AuthorizationPolicy)
         }
+        "GRPCRoute" => decode::<GrpcRoute>(chunk, ctx, &mut findings).map(|g| {
+            g.check(&mut findings);
+            Kind::GrpcRoute(g.to_http_route())
+        }),
         _ => decode(chunk, ctx, &mut findings).map(Kind::HttpRoute),
     };
     if let Some(kind) = &kind {
@@ -173,7 +182,7 @@ fn parse_document(chunk: &Chunk<'_>, ctx: &mut Ctx<'_>) -> Parsed {
             Kind::WorkloadEntry(w) => w.check("spec.", &mut findings),
             Kind::VirtualService(v) => v.check(&mut findings),
             Kind::DestinationRule(d) => d.check(&mut findings),
-            Kind::HttpRoute(h) => h.check(&mut findings),
+            Kind::HttpRoute(h) | Kind::GrpcRoute(h) => h.check(&mut findings),
             Kind::PeerAuthentication(p) => p.check(&mut findings),
             Kind::AuthorizationPolicy(a) => a.check(&header.namespace, &mut findings),
         }
@@ -243,6 +252,7 @@ fn read_header(value: &serde_yaml_ng::Value, ctx: &mut Ctx<'_>) -> Option<Header
     let versions: &[&str] = match kind.as_str() {
         "ServiceEntry" | "WorkloadEntry" | "VirtualService" | "DestinationRule" => &ISTIO_VERSIONS,
         "HTTPRoute" => &GATEWAY_VERSIONS,
+        "GRPCRoute" => &GRPC_ROUTE_VERSIONS,
         "PeerAuthentication" | "AuthorizationPolicy" => &SECURITY_VERSIONS,
         other => {
             ctx.push(

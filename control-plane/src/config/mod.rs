@@ -1,6 +1,6 @@
 //! Config documents as users write them: Istio `ServiceEntry`, `WorkloadEntry`, `VirtualService`,
-//! `DestinationRule`, `PeerAuthentication`, `AuthorizationPolicy` and Gateway API `HTTPRoute`,
-//! read from YAML files.
+//! `DestinationRule`, `PeerAuthentication`, `AuthorizationPolicy` and Gateway API `HTTPRoute` and
+//! `GRPCRoute`, read from YAML files.
 //!
 //! Reading is forgiving per document and strict per field: a malformed or invalid document is
 //! reported with its file, index, line and field, and skipped; the other documents of the same
@@ -25,6 +25,7 @@ mod common;
 pub mod destination_rule;
 mod diagnostic;
 mod duration;
+pub mod grpc_route;
 pub mod http_route;
 mod http_route_check;
 mod loader;
@@ -120,6 +121,9 @@ pub enum Kind {
     DestinationRule(DestinationRule),
     /// `gateway.networking.k8s.io` `HTTPRoute`.
     HttpRoute(HttpRoute),
+    /// `gateway.networking.k8s.io` `GRPCRoute`, as the `HTTPRoute` it means
+    /// ([`grpc_route::GrpcRoute::to_http_route`]).
+    GrpcRoute(HttpRoute),
     /// `security.istio.io` `PeerAuthentication`.
     PeerAuthentication(PeerAuthentication),
     /// `security.istio.io` `AuthorizationPolicy`.
@@ -135,6 +139,7 @@ impl Kind {
             Kind::VirtualService(_) => "VirtualService",
             Kind::DestinationRule(_) => "DestinationRule",
             Kind::HttpRoute(_) => "HTTPRoute",
+            Kind::GrpcRoute(_) => "GRPCRoute",
             Kind::PeerAuthentication(_) => "PeerAuthentication",
             Kind::AuthorizationPolicy(_) => "AuthorizationPolicy",
         }

@@ -103,7 +103,7 @@ spec: {host: a}
         diags[0].to_string(),
         "config/test.yaml: document 0 (ConfigMap default/x), field kind: unknown kind \"ConfigMap\" \
          (supported: ServiceEntry, WorkloadEntry, VirtualService, DestinationRule, HTTPRoute, \
-         PeerAuthentication, AuthorizationPolicy)"
+         GRPCRoute, PeerAuthentication, AuthorizationPolicy)"
     );
 }
 

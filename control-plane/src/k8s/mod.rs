@@ -4,9 +4,9 @@
 //! watch cache ([`store`]):
 //! - `Service`, `EndpointSlice` and `Pod` become one `ServiceEntry` per Service ([`services`]);
 //! - Istio's `ServiceEntry`, `WorkloadEntry`, `DestinationRule`, `VirtualService`,
-//!   `PeerAuthentication`, `AuthorizationPolicy` and Gateway API's `HTTPRoute` (and
-//!   `GRPCRoute`, which is reported as unsupported) are read by the same parser as the
-//!   directory source ([`documents`]), so the same document yields the same xDS from both.
+//!   `PeerAuthentication`, `AuthorizationPolicy` and Gateway API's `HTTPRoute` and `GRPCRoute`
+//!   are read by the same parser as the directory source ([`documents`]), so the same document
+//!   yields the same xDS from both.
 //!
 //! With a CA, workloads authenticate their first CSR with a projected service account token,
 //! checked with the TokenReview API ([`token_review`]), and every replica signs with the same

@@ -163,7 +163,7 @@ fn attach_routes<'a>(
             Kind::VirtualService(vs) if vs.applies_to_mesh() => {
                 virtual_service::translate(doc, vs, base, &mut problems)
             }
-            Kind::HttpRoute(hr) if hr.mesh_parents().next().is_some() => {
+            Kind::HttpRoute(hr) | Kind::GrpcRoute(hr) if hr.mesh_parents().next().is_some() => {
                 http_route::translate(doc, hr, base, &mut problems)
             }
             _ => continue,
