@@ -5,7 +5,7 @@
 //! | `/healthz` | 200 while the process runs |
 //! | `/readyz` | 200 once the first config was published, 503 before |
 //! | `/metrics` | Prometheus exposition |
-//! | `/debug/syncz` | every connected client: node, stream type, each resource's version and ACK/NACK state |
+//! | `/debug/syncz` | every connected client: node, stream type, each resource's version and ACK/NACK state; per accepted document, how many clients ACKed or NACKed the xDS built from it |
 //! | `/debug/config_dump?node=ID` | what the clients with that node id were sent, as JSON |
 //! | `/debug/config_status` | the latest load: accepted documents, errors and warnings |
 //! | `/ca/root-cert.pem` | the CA's trust anchors (PEM); 404 when the control plane runs no CA |
@@ -108,7 +108,57 @@ async fn syncz(State(s): State<AdminState>) -> impl IntoResponse {
             v
         })
         .collect();
-    Json(json!({ "generation": snap.generation, "clients": clients }))
+    let listed = s.registry.list();
+    let documents = document_sync(&s.config.load().provenance, &listed, &snap);
+    Json(json!({ "generation": snap.generation, "clients": clients, "documents": documents }))
+}
+
+/// Per accepted document: how many connected clients hold xDS built from it, and how many of
+/// them ACKed all of it at the version served now, NACKed some of it, or have not answered yet.
+fn document_sync(
+    docs: &[crate::provenance::DocumentResources],
+    clients: &[crate::xds::ClientStatus],
+    snap: &XdsSnapshot,
+) -> Vec<serde_json::Value> {
+    docs.iter()
+        .map(|d| {
+            let (mut acked, mut nacked, mut pending) = (0usize, 0usize, 0usize);
+            let mut errors = std::collections::BTreeSet::new();
+            for c in clients {
+                let held: Vec<_> = d
+                    .resources
+                    .iter()
+                    .filter_map(|(t, name)| {
+                        let r = c.types.get(short_type(t))?.resources.get(name)?;
+                        Some((r, snap.get(t, name).map(|x| x.version.as_str())))
+                    })
+                    .collect();
+                if held.is_empty() {
+                    continue;
+                }
+                if held.iter().any(|(r, _)| r.state == "NACKED") {
+                    nacked += 1;
+                    errors.extend(held.iter().filter_map(|(r, _)| r.error.clone()));
+                } else if held
+                    .iter()
+                    .all(|(r, current)| r.acked_version.as_deref() == *current)
+                {
+                    acked += 1;
+                } else {
+                    pending += 1;
+                }
+            }
+            json!({
+                "kind": d.kind,
+                "namespace": d.namespace,
+                "name": d.name,
+                "source": d.source,
+                "resources": d.resources.len(),
+                "clients": {"acked": acked, "nacked": nacked, "pending": pending},
+                "nack_errors": errors.into_iter().take(3).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]

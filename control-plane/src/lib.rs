@@ -39,6 +39,7 @@ pub mod admin;
 pub mod ca;
 pub mod config;
 pub mod k8s;
+pub mod provenance;
 pub mod publish;
 pub mod server;
 pub mod translate;

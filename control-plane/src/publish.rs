@@ -8,6 +8,7 @@ use mesh_xds_client::codec;
 use serde::Serialize;
 
 use crate::config::{self, Diagnostic, Severity};
+use crate::provenance::DocumentResources;
 use crate::translate;
 use crate::xds::{XdsResource, XdsSnapshot};
 
@@ -25,6 +26,9 @@ pub struct ConfigStatus {
     /// The model that was published.
     #[serde(skip)]
     pub resources: Arc<MeshResources>,
+    /// The resources each accepted document shaped (for `/debug/syncz`).
+    #[serde(skip)]
+    pub provenance: Arc<Vec<DocumentResources>>,
 }
 
 /// A diagnostic as JSON.
@@ -58,16 +62,29 @@ pub fn compile_dir_in(
     trust_domain: &str,
     nodes: &[crate::xds::NodeWorkload],
 ) -> (MeshResources, Vec<Diagnostic>, usize) {
-    compile(config::load_dir(dir), trust_domain, nodes)
+    let c = compile(config::load_dir(dir), trust_domain, nodes);
+    (c.resources, c.diagnostics, c.accepted)
 }
 
-/// Translates documents from any source (a directory, Kubernetes, both): returns the model,
-/// every diagnostic (reading ones first) and how many documents were accepted.
+/// The outcome of one build.
+#[derive(Debug, Default)]
+pub struct Compiled {
+    /// The model.
+    pub resources: MeshResources,
+    /// Every diagnostic, reading ones first.
+    pub diagnostics: Vec<Diagnostic>,
+    /// How many documents were accepted.
+    pub accepted: usize,
+    /// The resources each accepted document shaped.
+    pub provenance: Vec<DocumentResources>,
+}
+
+/// Translates documents from any source (a directory, Kubernetes, both).
 pub fn compile(
     loaded: config::LoadedConfig,
     trust_domain: &str,
     nodes: &[crate::xds::NodeWorkload],
-) -> (MeshResources, Vec<Diagnostic>, usize) {
+) -> Compiled {
     let (resources, mut diags) = translate::build_with(&loaded.documents, trust_domain, nodes);
     let mut all = loaded.diagnostics;
     all.append(&mut diags);
@@ -76,12 +93,18 @@ pub fn compile(
         .filter(|d| d.severity == Severity::Error)
         .map(|d| (d.file.clone(), d.document))
         .collect();
-    let accepted = loaded
+    let accepted: Vec<&config::Document> = loaded
         .documents
         .iter()
         .filter(|d| !rejected.contains(&(d.source.file.clone(), d.source.index)))
-        .count();
-    (resources, all, accepted)
+        .collect();
+    let provenance = crate::provenance::attribute(&accepted, &resources, nodes);
+    Compiled {
+        accepted: accepted.len(),
+        resources,
+        diagnostics: all,
+        provenance,
+    }
 }
 
 /// Encodes a model into a snapshot of generation `generation`; resources that cannot be encoded

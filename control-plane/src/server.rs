@@ -253,7 +253,11 @@ impl ControlPlane {
 
     /// Publishes `resources` directly (for embedders and tests that do not use a directory).
     pub fn publish(&self, resources: MeshResources) {
-        publish_model(&self.snapshot, &self.config, resources, Vec::new(), 0);
+        let compiled = publish::Compiled {
+            resources,
+            ..publish::Compiled::default()
+        };
+        publish_model(&self.snapshot, &self.config, compiled, Vec::new());
     }
 
     /// Where the ADS server listens.
@@ -484,36 +488,36 @@ impl Sources {
             publish::compile(loaded, &td, &nodes)
         })
         .await;
-        let Ok((resources, diags, accepted)) = compiled else {
+        let Ok(compiled) = compiled else {
             tracing::error!("config load panicked; keeping the last good config");
             return;
         };
-        for d in &diags {
+        for d in &compiled.diagnostics {
             match d.severity {
                 crate::config::Severity::Error => tracing::warn!("config rejected: {d}"),
                 crate::config::Severity::Warning => tracing::info!("config warning: {d}"),
             }
         }
         if let Some(kube) = &self.kube {
-            kube.report(&diags);
+            kube.report(&compiled.diagnostics);
         }
-        publish_model(
-            &target.snapshot,
-            &target.config,
-            resources,
-            publish::views(&diags),
-            accepted,
-        );
+        let views = publish::views(&compiled.diagnostics);
+        publish_model(&target.snapshot, &target.config, compiled, views);
     }
 }
 
 fn publish_model(
     snapshot: &Snapshot<XdsSnapshot>,
     config: &Snapshot<ConfigStatus>,
-    resources: MeshResources,
+    compiled: publish::Compiled,
     mut diagnostics: Vec<publish::DiagnosticView>,
-    documents: usize,
 ) {
+    let publish::Compiled {
+        resources,
+        accepted: documents,
+        provenance,
+        ..
+    } = compiled;
     let generation = snapshot.load().generation + 1;
     let (xds, encode_errors) = publish::encode(generation, &resources);
     for e in encode_errors {
@@ -530,6 +534,7 @@ fn publish_model(
         documents,
         diagnostics,
         resources: Arc::new(resources),
+        provenance: Arc::new(provenance),
     };
     metrics::gauge!("mesh_config_errors").set(status.errors() as f64);
     metrics::counter!("mesh_config_reloads_total").increment(1);

@@ -285,3 +285,87 @@ async fn dropping_a_target_unsubscribes_what_nothing_else_needs() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// `/debug/syncz` per document: the VirtualService's route table is ACKed by one client and
+/// NACKed (raw ADS, on the wire) by another; a document no client holds counts nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncz_counts_acks_and_nacks_per_document() {
+    use envoy_types::pb::envoy::config::core::v3::Node;
+    use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+    use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+    use envoy_types::pb::google::rpc::Status as RpcStatus;
+    use tokio_stream::StreamExt;
+
+    let other = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n\
+        metadata: { name: other, namespace: default }\nspec:\n  hosts: [other.mesh.local]\n  \
+        ports: [{ number: 80, name: http, protocol: HTTP }]\n  resolution: STATIC\n  \
+        endpoints: [{ address: 127.0.0.9 }]\n";
+    let mesh = TestMesh::start(&[("web.yaml", &yaml(80, 20)), ("other.yaml", other)]).await;
+    let good = client(&mesh, "good", Protocol::Delta);
+    let _t = good.subscribe(TARGET);
+    good.ready(TARGET, Duration::from_secs(10)).await.unwrap();
+
+    // A raw ADS client that NACKs the route table.
+    let mut ads =
+        AggregatedDiscoveryServiceClient::connect(format!("http://{}", mesh.cp().xds_addr()))
+            .await
+            .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let request = |nonce: &str, error: Option<&str>| DiscoveryRequest {
+        node: Some(Node {
+            id: "picky".into(),
+            ..Default::default()
+        }),
+        type_url: mesh_xds_client::codec::ROUTE_TYPE.into(),
+        resource_names: vec![TARGET.into()],
+        response_nonce: nonce.into(),
+        error_detail: error.map(|m| RpcStatus {
+            code: 3,
+            message: m.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    tx.send(request("", None)).await.unwrap();
+    let mut responses = ads
+        .stream_aggregated_resources(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = responses.next().await.unwrap().unwrap();
+    assert_eq!(first.resources.len(), 1);
+    tx.send(request(&first.nonce, Some("route rejected by picky")))
+        .await
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let docs = loop {
+        let syncz = mesh.admin_json("/debug/syncz").await;
+        let docs = syncz["documents"].as_array().unwrap().clone();
+        let vs = docs.iter().find(|d| d["kind"] == "VirtualService").unwrap();
+        if vs["clients"]["nacked"] == 1 && vs["clients"]["acked"] == 1 {
+            break docs;
+        }
+        assert!(Instant::now() < deadline, "{syncz:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}: {docs:#?}"))
+    };
+    let vs = find("VirtualService", "svc");
+    assert_eq!(vs["resources"], 1, "the route table: {vs}");
+    assert_eq!(vs["nack_errors"][0], "route rejected by picky");
+    assert!(vs["source"].as_str().unwrap().ends_with("web.yaml"));
+    // The ServiceEntry shaped the listener, route table, clusters and assignments.
+    let se = find("ServiceEntry", "svc");
+    assert!(se["resources"].as_u64().unwrap() >= 4, "{se}");
+    assert_eq!(se["clients"]["nacked"], 1);
+    // Nobody subscribed to the other host.
+    let other = find("ServiceEntry", "other");
+    assert_eq!(
+        other["clients"],
+        serde_json::json!({"acked": 0, "nacked": 0, "pending": 0})
+    );
+}

@@ -1,0 +1,185 @@
+//! Which served xDS resources each accepted document shaped, so `/debug/syncz` can say how many
+//! connected clients ACKed or NACKed the xDS built from a document (and Kubernetes users see it
+//! next to the document's status).
+//!
+//! A document shapes some resources of the hosts it is about (listeners and route tables are
+//! named `<host>:<port>`, clusters and load assignments `outbound|<port>|<subset>|<host>`):
+//! - `ServiceEntry`: all four, for its hosts;
+//! - `WorkloadEntry`: the load assignments of the entries that select it;
+//! - `VirtualService` (its hosts), `HTTPRoute` and `GRPCRoute` (their Service or ServiceEntry
+//!   parents): the route tables;
+//! - `DestinationRule`: the clusters and load assignments (its subsets) of its host;
+//! - `PeerAuthentication` and `AuthorizationPolicy`: the inbound listeners of the connected
+//!   servers they apply to (their namespace, or every one from the root namespace, narrowed by
+//!   their selector).
+
+use std::collections::BTreeSet;
+
+use mesh_core::MeshResources;
+use mesh_xds_client::codec;
+use serde::Serialize;
+
+use crate::config::{Document, Kind, fqdn};
+use crate::translate::ROOT_NAMESPACE;
+use crate::xds::NodeWorkload;
+
+/// The resources one accepted document shaped.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DocumentResources {
+    /// `kind`.
+    pub kind: &'static str,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Where it came from (a file, or `kubernetes:<Kind>/<ns>/<name>`).
+    pub source: String,
+    /// `(type URL, resource name)` of every resource it shaped.
+    #[serde(skip)]
+    pub resources: BTreeSet<(&'static str, String)>,
+}
+
+/// The resources each of `docs` shaped in `resources`.
+pub fn attribute(
+    docs: &[&Document],
+    resources: &MeshResources,
+    nodes: &[NodeWorkload],
+) -> Vec<DocumentResources> {
+    docs.iter()
+        .map(|d| {
+            let mut out = DocumentResources {
+                kind: d.kind.name(),
+                namespace: d.namespace.clone(),
+                name: d.name.clone(),
+                source: d.source.file.display().to_string(),
+                resources: BTreeSet::new(),
+            };
+            let types = shaped_types(&d.kind);
+            for host in hosts(d, docs) {
+                of_host(&host, types, resources, &mut out.resources);
+            }
+            if let Some(selects) = policy_selector(d) {
+                for (name, l) in &resources.inbound {
+                    let applies = nodes.iter().any(|n| {
+                        n.address == l.address
+                            && (d.namespace == ROOT_NAMESPACE || d.namespace == n.namespace)
+                            && selects(&n.labels)
+                    });
+                    if applies {
+                        out.resources.insert((codec::LISTENER_TYPE, name.clone()));
+                    }
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+type Labels = std::collections::BTreeMap<String, String>;
+
+/// For a policy document, whether it selects a workload with these labels.
+fn policy_selector(d: &Document) -> Option<Box<dyn Fn(&Labels) -> bool + '_>> {
+    match &d.kind {
+        Kind::AuthorizationPolicy(p) => Some(Box::new(|l| p.selects(l))),
+        Kind::PeerAuthentication(p) => Some(Box::new(|l: &Labels| {
+            p.selector
+                .as_ref()
+                .is_none_or(|s| s.match_labels.iter().all(|(k, v)| l.get(k) == Some(v)))
+        })),
+        _ => None,
+    }
+}
+
+/// The hosts a document is about.
+fn hosts(d: &Document, docs: &[&Document]) -> Vec<String> {
+    let entry_hosts = |ns: &str, name: &str| -> Vec<String> {
+        docs.iter()
+            .find_map(|e| match &e.kind {
+                Kind::ServiceEntry(s) if e.namespace == ns && e.name == name => {
+                    Some(s.hosts.clone())
+                }
+                _ => None,
+            })
+            .unwrap_or_default()
+    };
+    match &d.kind {
+        Kind::ServiceEntry(s) => s.hosts.clone(),
+        Kind::WorkloadEntry(w) => docs
+            .iter()
+            .filter_map(|e| match &e.kind {
+                Kind::ServiceEntry(s)
+                    if e.namespace == d.namespace
+                        && s.workload_selector
+                            .as_ref()
+                            .is_some_and(|sel| w.has_labels(&sel.labels)) =>
+                {
+                    Some(s.hosts.clone())
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect(),
+        Kind::VirtualService(v) => v.hosts.iter().map(|h| fqdn(h, &d.namespace)).collect(),
+        Kind::DestinationRule(r) => vec![fqdn(&r.host, &d.namespace)],
+        Kind::HttpRoute(r) | Kind::GrpcRoute(r) => r
+            .mesh_parents()
+            .flat_map(|(_, p)| {
+                let ns = p.namespace.as_deref().unwrap_or(&d.namespace);
+                match p.mesh_kind() {
+                    Some("ServiceEntry") => entry_hosts(ns, &p.name),
+                    _ => vec![fqdn(&p.name, ns)],
+                }
+            })
+            .collect(),
+        Kind::PeerAuthentication(_) | Kind::AuthorizationPolicy(_) => Vec::new(),
+    }
+}
+
+/// The types of resources a kind shapes for its hosts.
+fn shaped_types(kind: &Kind) -> &'static [&'static str] {
+    use codec::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
+    match kind {
+        Kind::ServiceEntry(_) => &[LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE],
+        Kind::WorkloadEntry(_) => &[ENDPOINT_TYPE],
+        Kind::VirtualService(_) | Kind::HttpRoute(_) | Kind::GrpcRoute(_) => &[ROUTE_TYPE],
+        Kind::DestinationRule(_) => &[CLUSTER_TYPE, ENDPOINT_TYPE],
+        Kind::PeerAuthentication(_) | Kind::AuthorizationPolicy(_) => &[],
+    }
+}
+
+/// Every resource of `types` named after `host`.
+fn of_host(
+    host: &str,
+    types: &[&'static str],
+    r: &MeshResources,
+    out: &mut BTreeSet<(&'static str, String)>,
+) {
+    let target = |name: &str| {
+        name.rsplit_once(':')
+            .is_some_and(|(h, port)| h == host && port.parse::<u16>().is_ok())
+    };
+    let cluster = |name: &str| name.starts_with("outbound|") && name.ends_with(&format!("|{host}"));
+    let names: [(&'static str, Vec<&String>); 4] = [
+        (
+            codec::LISTENER_TYPE,
+            r.listeners.keys().filter(|n| target(n)).collect(),
+        ),
+        (
+            codec::ROUTE_TYPE,
+            r.route_tables.keys().filter(|n| target(n)).collect(),
+        ),
+        (
+            codec::CLUSTER_TYPE,
+            r.clusters.keys().filter(|n| cluster(n)).collect(),
+        ),
+        (
+            codec::ENDPOINT_TYPE,
+            r.assignments.keys().filter(|n| cluster(n)).collect(),
+        ),
+    ];
+    for (t, list) in names {
+        if types.contains(&t) {
+            out.extend(list.into_iter().map(|n| (t, n.clone())));
+        }
+    }
+}
