@@ -58,16 +58,14 @@ pub fn attribute(
             for host in hosts(d, docs) {
                 of_host(&host, types, resources, &mut out.resources);
             }
-            if let Some(selects) = policy_selector(d) {
-                for (name, l) in &resources.inbound {
-                    let applies = nodes.iter().any(|n| {
-                        n.address == l.address
-                            && (d.namespace == ROOT_NAMESPACE || d.namespace == n.namespace)
-                            && selects(&n.labels)
-                    });
-                    if applies {
-                        out.resources.insert((codec::LISTENER_TYPE, name.clone()));
-                    }
+            for (name, l) in &resources.inbound {
+                let applies = nodes.iter().any(|n| {
+                    n.address == l.address
+                        && (d.namespace == ROOT_NAMESPACE || d.namespace == n.namespace)
+                        && policy_selects(d, &n.labels) == Some(true)
+                });
+                if applies {
+                    out.resources.insert((codec::LISTENER_TYPE, name.clone()));
                 }
             }
             out
@@ -77,15 +75,15 @@ pub fn attribute(
 
 type Labels = std::collections::BTreeMap<String, String>;
 
-/// For a policy document, whether it selects a workload with these labels.
-fn policy_selector(d: &Document) -> Option<Box<dyn Fn(&Labels) -> bool + '_>> {
+/// For a policy document, whether it selects a workload with `labels`; `None` for other kinds.
+fn policy_selects(d: &Document, labels: &Labels) -> Option<bool> {
     match &d.kind {
-        Kind::AuthorizationPolicy(p) => Some(Box::new(|l| p.selects(l))),
-        Kind::PeerAuthentication(p) => Some(Box::new(|l: &Labels| {
+        Kind::AuthorizationPolicy(p) => Some(p.selects(labels)),
+        Kind::PeerAuthentication(p) => Some(
             p.selector
                 .as_ref()
-                .is_none_or(|s| s.match_labels.iter().all(|(k, v)| l.get(k) == Some(v)))
-        })),
+                .is_none_or(|s| s.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))),
+        ),
         _ => None,
     }
 }
