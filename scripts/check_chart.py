@@ -8,10 +8,13 @@ kubernetes-validate (the Kubernetes OpenAPI schemas, and jsonschema), both pinne
 into the venv by scripts/test.sh. It:
 
 1. lints the chart (helm lint --strict, Kubernetes 1.33) with every value set below;
-2. renders it with several value sets and checks which kinds appear, the arguments, the security
-   context, the RBAC rules (exactly the expected ones) and the CRD definitions;
+2. renders it with several value sets and checks which kinds appear, the arguments (exactly the
+   expected ones for the set's values), ports, the security context, the injection webhook
+   configuration, the RBAC rules (exactly the expected ones, resource names included), NOTES.txt
+   and the CRD definitions;
 3. validates every rendered manifest against the Kubernetes 1.33 schemas (kubernetes-validate,
-   strict: unknown fields are errors), CRDs included, and checks the CRD schemas are structural;
+   strict: unknown fields are errors), CRDs and the MutatingWebhookConfiguration included (and
+   checks broken webhook configurations are refused), and checks the CRD schemas are structural;
 4. checks the CRD schemas accept every document of a supported kind found in the repository
    (examples/, docs/, tests/: *.yaml files and ```yaml blocks in docs) and reject a list of broken
    documents (and accept a list of unusual but valid Istio / Gateway API documents);
@@ -21,8 +24,10 @@ into the venv by scripts/test.sh. It:
 
 from __future__ import annotations
 
+import copy
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -175,75 +180,232 @@ BASE_KINDS = {
     "ClusterRoleBinding": 1,
     "Role": 1,
     "RoleBinding": 1,
+    "MutatingWebhookConfiguration": 1,  # injection.enabled is the default
 }
 
-# The exact RBAC grants: (apiGroup, resource, verb) triples.
-EXPECTED_CLUSTER_RULES = {
-    *((("", r, v) for r in ("services", "pods") for v in ("list", "watch"))),
-    *(("discovery.k8s.io", "endpointslices", v) for v in ("list", "watch")),
-    *(
-        ("networking.istio.io", r + sub, v)
-        for r in ("virtualservices", "destinationrules", "serviceentries", "workloadentries")
-        for sub, verbs in (("", ("list", "watch")), ("/status", ("patch",)))
-        for v in verbs
-    ),
-    *(
-        ("security.istio.io", r + sub, v)
-        for r in ("peerauthentications", "authorizationpolicies")
-        for sub, verbs in (("", ("list", "watch")), ("/status", ("patch",)))
-        for v in verbs
-    ),
-    *(
-        ("gateway.networking.k8s.io", r + sub, v)
-        for r in ("httproutes", "grpcroutes")
-        for sub, verbs in (("", ("list", "watch")), ("/status", ("patch",)))
-        for v in verbs
-    ),
-    *(("events.k8s.io", "events", v) for v in ("create", "patch")),
+# Names the chart derives from the release and its namespace.
+SERVICE_HOST = f"{FULLNAME}.{NAMESPACE}.svc"  # the webhook's DNS name; xDS at :15010
+WEBHOOK_CONFIG = f"{FULLNAME}-{NAMESPACE}"  # cluster-scoped, named like the ClusterRole
+DEFAULT_CA_SECRET = f"{FULLNAME}-ca"
+
+# The chart's defaults as they are meant to be (written here, not read from values.yaml: a default
+# changed in values.yaml must fail the checks below, not move them).
+DEFAULTS: dict[str, Any] = {
+    "logLevel": "info",
+    "logJson": False,
+    "trustDomain": "cluster.local",
+    "clusterDomain": "cluster.local",
+    "caMode": "secret",
+    "ca": {"secretName": "", "tokenAudience": "istio-ca", "certTtl": "24h", "maxCertTtl": "24h"},
+    "leaderElection": {"leaseName": "mesh-control-plane-leader"},
+    "injection": {"enabled": True, "failurePolicy": "Fail", "namespaceSelector": {}},
+    "extraConfigMap": "",
 }
-EXPECTED_ROLE_RULES = {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
 
 
-def rule_triples(rules: list[Doc]) -> set[tuple[str, str, str]]:
-    return {
-        (g, r, v)
+def lookup(tree: Any, path: tuple[str, ...]) -> tuple[bool, Any]:
+    for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            return False, None
+        tree = tree[key]
+    return True, tree
+
+
+def value(values: dict[str, Any], *path: str) -> Any:
+    """The value a render sees at `path`: the value set's, else the default (Helm merges a value
+    set over values.yaml key by key)."""
+    found, v = lookup(values, path)
+    if found:
+        return v
+    found, v = lookup(DEFAULTS, path)
+    if not found:
+        raise KeyError(f"no default for {'.'.join(path)}")
+    return v
+
+
+# An RBAC grant: (apiGroup, resource, verb, resourceNames).
+Rule = tuple[str, str, str, tuple[str, ...]]
+
+# What every value set grants cluster-wide: read the translated resources, patch their /status,
+# create Events, review tokens.
+CLUSTER_RULES_ALWAYS: set[Rule] = {
+    *((("", r, v, ()) for r in ("services", "pods") for v in ("list", "watch"))),
+    *(("discovery.k8s.io", "endpointslices", v, ()) for v in ("list", "watch")),
+    *(
+        (group, r + sub, v, ())
+        for group, resources in (
+            ("networking.istio.io", ("virtualservices", "destinationrules", "serviceentries", "workloadentries")),
+            ("security.istio.io", ("peerauthentications", "authorizationpolicies")),
+            ("gateway.networking.k8s.io", ("httproutes", "grpcroutes")),
+        )
+        for r in resources
+        for sub, verbs in (("", ("list", "watch")), ("/status", ("patch",)))
+        for v in verbs
+    ),
+    # Events are only created (no patch: the code never updates one).
+    ("events.k8s.io", "events", "create", ()),
+    # The CA's TokenReviews of workloads' projected service-account tokens.
+    ("authentication.k8s.io", "tokenreviews", "create", ()),
+}
+RULE_KEYS = {"apiGroups", "resources", "verbs", "resourceNames"}
+
+
+class Expect:
+    """What a value set must render, derived from its values over DEFAULTS."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.log_level: str = value(values, "logLevel")
+        self.log_json: bool = value(values, "logJson")
+        self.trust_domain: str = value(values, "trustDomain")
+        self.cluster_domain: str = value(values, "clusterDomain")
+        self.token_audience: str = value(values, "ca", "tokenAudience")
+        self.lease: str = value(values, "leaderElection", "leaseName")
+        self.ca_mode: str = value(values, "caMode")
+        secret_name: str = value(values, "ca", "secretName")
+        # caMode secret: the Secret the control plane creates and reads (default <fullname>-ca).
+        self.ca_secret = (secret_name or DEFAULT_CA_SECRET) if self.ca_mode == "secret" else None
+        # caMode plugged: the Secret the kubelet mounts.
+        self.plugged_secret = secret_name if self.ca_mode == "plugged" else None
+        self.injection: bool = value(values, "injection", "enabled")
+        self.failure_policy: str = value(values, "injection", "failurePolicy")
+        self.namespace_selector: Doc = value(values, "injection", "namespaceSelector")
+        self.config_map: str = value(values, "extraConfigMap")
+        self.cert_ttl: str = value(values, "ca", "certTtl")
+        self.max_cert_ttl: str = value(values, "ca", "maxCertTtl")
+
+    def global_args(self) -> list[str]:
+        return ["--log-level", self.log_level] + (["--log-json"] if self.log_json else [])
+
+    def serve_args(self) -> list[tuple[str, str]]:
+        """Every `--flag value` after `serve`, in no particular order."""
+        out = [
+            ("--source", "kubernetes"),
+            ("--xds-addr", "0.0.0.0:15010"),
+            ("--admin-addr", "0.0.0.0:15014"),
+            ("--trust-domain", self.trust_domain),
+            ("--cert-ttl", self.cert_ttl),
+            ("--max-cert-ttl", self.max_cert_ttl),
+            ("--control-plane-namespace", "$(POD_NAMESPACE)"),
+            ("--replica-name", "$(POD_NAME)"),
+            ("--lease-name", self.lease),
+            ("--cluster-domain", self.cluster_domain),
+            ("--token-audience", self.token_audience),
+        ]
+        if self.ca_secret:
+            out.append(("--ca-secret", self.ca_secret))
+        if self.plugged_secret:
+            out.append(("--ca-dir", "/etc/mesh/ca"))
+        if self.injection:
+            out += [
+                ("--injection-addr", "0.0.0.0:15017"),
+                ("--injection-dns-name", SERVICE_HOST),
+                ("--injection-xds-address", f"{SERVICE_HOST}:15010"),
+                ("--injection-webhook-config", WEBHOOK_CONFIG),
+            ]
+        if self.config_map:
+            out.append(("--config-dir", "/etc/mesh/config"))
+        return out
+
+    def cluster_rules(self) -> set[Rule]:
+        rules = set(CLUSTER_RULES_ALWAYS)
+        if self.injection:
+            # The leader reads and replaces its own webhook configuration's caBundle, no other.
+            rules |= {("admissionregistration.k8s.io", "mutatingwebhookconfigurations", v, (WEBHOOK_CONFIG,))
+                      for v in ("get", "update")}
+        return rules
+
+    def role_rules(self) -> set[Rule]:
+        rules: set[Rule] = {
+            ("coordination.k8s.io", "leases", "create", ()),
+            *(("coordination.k8s.io", "leases", v, (self.lease,)) for v in ("get", "update")),
+        }
+        if self.ca_secret:
+            rules |= {("", "secrets", "create", ()), ("", "secrets", "get", (self.ca_secret,))}
+        return rules
+
+    def container_ports(self) -> dict[str, int]:
+        ports = {"grpc-xds": 15010, "http-monitoring": 15014}
+        if self.injection:
+            ports["https-webhook"] = 15017
+        return ports
+
+    def service_ports(self) -> dict[str, tuple[int, Any, str]]:
+        """name: (port, targetPort, appProtocol)."""
+        ports: dict[str, tuple[int, Any, str]] = {
+            "grpc-xds": (15010, "grpc-xds", "grpc"),
+            "http-monitoring": (15014, "http-monitoring", "http"),
+        }
+        if self.injection:
+            ports["https-webhook"] = (443, 15017, "https")
+        return ports
+
+    def webhook(self) -> Doc:
+        """The one webhook, whole: no caBundle (the leader writes it at run time)."""
+        return {
+            "name": "inject.meshlib.dev",
+            "clientConfig": {"service": {"name": FULLNAME, "namespace": NAMESPACE, "path": "/inject", "port": 443}},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                       "resources": ["pods"], "scope": "Namespaced"}],
+            "objectSelector": {"matchLabels": {"meshlib.dev/inject": "true"}},
+            "namespaceSelector": self.namespace_selector,
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "failurePolicy": self.failure_policy,
+            "reinvocationPolicy": "Never",
+            "timeoutSeconds": 10,
+        }
+
+
+def rule_grants(rules: list[Doc]) -> list[Rule]:
+    """Every (apiGroup, resource, verb, resourceNames) a Role's rules grant, duplicates kept."""
+    return [
+        (g, r, v, tuple(sorted(rule.get("resourceNames") or ())))
         for rule in rules
         for g in rule.get("apiGroups", [])
         for r in rule.get("resources", [])
         for v in rule.get("verbs", [])
-    }
+    ]
 
 
-def check_common(docs: list[Doc], notes: str) -> None:
-    """What holds for every value set."""
+def check_rules(kind: str, rules: list[Doc], expected: set[Rule]) -> None:
+    for rule in rules:
+        F.check(set(rule) <= RULE_KEYS, f"{kind}: rule with {sorted(set(rule) - RULE_KEYS)}: {rule}")
+    grants = rule_grants(rules)
+    got = set(grants)
+    F.check(got == expected, f"{kind} grants differ: extra {sorted(got - expected)}, missing {sorted(expected - got)}")
+    F.check(len(grants) == len(got), f"{kind}: a grant is given twice: {sorted(grants)}")
+
+
+def serve_pairs(argv: list[str], serve: int) -> list[tuple[str, str]] | None:
+    """The `--flag value` pairs after `serve`; None when they are not all such pairs."""
+    rest = argv[serve + 1:]
+    pairs = list(zip(rest[::2], rest[1::2]))
+    if len(rest) % 2 or any(not f.startswith("--") or v.startswith("--") for f, v in pairs):
+        return None
+    return pairs
+
+
+def check_common(docs: list[Doc], notes: str, x: Expect) -> None:
+    """What holds for every value set, with the expectations the set's values imply."""
     dep = one(docs, "Deployment")
     pod = dep["spec"]["template"]["spec"]
     c = container(docs)
     argv = args(docs)
-    # Command line: global flags, then `serve` and its flags.
+    # Command line: the global flags, `serve`, then exactly the expected serve flags.
     serve = argv.index("serve") if "serve" in argv else -1
     F.check(serve > 0, f"args: no `serve` subcommand: {argv}")
-    F.check(argv[:2] == ["--log-level", argv[1]] and serve >= 2, f"args: --log-level must come first: {argv}")
-    expected_serve = {
-        "--source": "kubernetes",
-        "--xds-addr": "0.0.0.0:15010",
-        "--admin-addr": "0.0.0.0:15014",
-        "--control-plane-namespace": "$(POD_NAMESPACE)",
-        "--replica-name": "$(POD_NAME)",
-        "--cert-ttl": "24h",
-        "--max-cert-ttl": "24h",
-    }
-    for k, v in expected_serve.items():
-        F.check(k in argv[serve:] and flag(argv, k) == v, f"args: expected `{k} {v}` after serve: {argv}")
-    F.check(flag(argv, "--trust-domain") is not None, "args: --trust-domain missing")
-    F.check(flag(argv, "--lease-name") is not None, "args: --lease-name missing")
-    F.check("--kubeconfig" not in argv, "args: --kubeconfig must not be set (in-cluster config)")
+    F.check(argv[:serve] == x.global_args(), f"args before serve: {argv[:serve]} != {x.global_args()}")
+    pairs = serve_pairs(argv, serve) if serve > 0 else None
+    if F.check(pairs is not None, f"args after serve are not `--flag value` pairs: {argv}"):
+        got, want = Counter(pairs), Counter(x.serve_args())
+        F.check(got == want, f"serve args differ: extra {sorted((got - want).elements())}, "
+                             f"missing {sorted((want - got).elements())}")
     env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in c.get("env", [])}
     F.check(env.get("POD_NAMESPACE") == "metadata.namespace", f"env: POD_NAMESPACE from the downward API: {env}")
     F.check(env.get("POD_NAME") == "metadata.name", f"env: POD_NAME from the downward API: {env}")
     # Ports and probes.
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    F.check(ports == {"grpc-xds": 15010, "http-monitoring": 15014}, f"container ports: {ports}")
+    F.check(ports == x.container_ports(), f"container ports: {ports} != {x.container_ports()}")
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         get = c.get(probe, {}).get("httpGet", {})
         F.check(
@@ -261,6 +423,11 @@ def check_common(docs: list[Doc], notes: str) -> None:
     mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
     vols = {v["name"]: v for v in pod.get("volumes", [])}
     F.check("/tmp" in mounts and "emptyDir" in vols.get(mounts["/tmp"], {}), "an emptyDir at /tmp")
+    # Only a plugged CA is a mounted Secret (caMode secret reads its Secret through the API).
+    secret_vols = sorted(v["secret"].get("secretName") for v in vols.values() if "secret" in v)
+    F.check(secret_vols == ([x.plugged_secret] if x.plugged_secret else []),
+            f"caMode {x.ca_mode}: Secret volumes {secret_vols}")
+    F.check(("/etc/mesh/ca" in mounts) == bool(x.plugged_secret), f"caMode {x.ca_mode}: mounts {sorted(mounts)}")
     # Prometheus scrape annotations.
     ann = dep["spec"]["template"]["metadata"].get("annotations", {})
     F.check(
@@ -269,35 +436,25 @@ def check_common(docs: list[Doc], notes: str) -> None:
     )
     # Service.
     svc = one(docs, "Service")
-    sports = {p["name"]: p for p in svc["spec"]["ports"]}
-    F.check(
-        sports.get("grpc-xds", {}).get("port") == 15010
-        and sports["grpc-xds"].get("appProtocol") == "grpc",
-        f"service: grpc-xds 15010 appProtocol grpc: {sports}",
-    )
-    F.check(sports.get("http-monitoring", {}).get("port") == 15014, "service: http-monitoring 15014")
+    sports = {p["name"]: (p.get("port"), p.get("targetPort"), p.get("appProtocol")) for p in svc["spec"]["ports"]}
+    F.check(sports == x.service_ports(), f"service ports: {sports} != {x.service_ports()}")
     F.check(svc["metadata"]["name"] == FULLNAME, f"service name {svc['metadata']['name']} != {FULLNAME}")
+    F.check(f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc" == SERVICE_HOST,
+            f"the Service is not the host {SERVICE_HOST} the webhook certificate and pods name")
     # Labels.
     labels = dep["metadata"].get("labels", {})
     for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
                 "app.kubernetes.io/managed-by", "helm.sh/chart"):
         F.check(key in labels, f"deployment: label {key} missing")
-    # RBAC: exactly what the code uses, bound to the chart's service account.
+    # RBAC: exactly what the code uses (resource names included), bound to the chart's account.
     sa = one(docs, "ServiceAccount")["metadata"]["name"]
     F.check(pod.get("serviceAccountName") == sa, "pod runs as the chart's ServiceAccount")
-    got = rule_triples(one(docs, "ClusterRole")["rules"])
-    F.check(
-        got == EXPECTED_CLUSTER_RULES,
-        f"ClusterRole grants differ: extra {sorted(got - EXPECTED_CLUSTER_RULES)}, "
-        f"missing {sorted(EXPECTED_CLUSTER_RULES - got)}",
-    )
+    cluster_role = one(docs, "ClusterRole")
+    check_rules("ClusterRole", cluster_role["rules"], x.cluster_rules())
+    F.check(cluster_role["metadata"]["name"] == WEBHOOK_CONFIG,
+            f"ClusterRole name {cluster_role['metadata']['name']} != {WEBHOOK_CONFIG}")
     role = one(docs, "Role")
-    got = rule_triples(role["rules"])
-    F.check(got == EXPECTED_ROLE_RULES, f"Role grants differ: {sorted(got)}")
-    lease = flag(argv, "--lease-name")
-    for rule in role["rules"]:
-        if set(rule["verbs"]) & {"get", "update"}:
-            F.check(rule.get("resourceNames") == [lease], f"Role: get/update limited to the lease {lease}: {rule}")
+    check_rules("Role", role["rules"], x.role_rules())
     F.check(role["metadata"].get("namespace") == NAMESPACE, "Role in the release namespace")
     for kind, ref in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
         b = one(docs, kind)
@@ -305,19 +462,44 @@ def check_common(docs: list[Doc], notes: str) -> None:
                 f"{kind} references its {ref}")
         F.check(b["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}],
                 f"{kind} subjects: {b['subjects']}")
-    # Nothing that is not implemented.
-    text = repr([strip_meta(d) for d in docs])
-    for word in ("secrets\"", "'secrets'", "tokenreviews", "MutatingWebhookConfiguration",
-                 "ValidatingWebhookConfiguration"):
-        F.check(word not in text, f"rendered manifests mention {word.strip(chr(39) + chr(34))}")
+    # The injection webhook: whole, or absent.
+    hooks = [d for d in docs if d["kind"] == "MutatingWebhookConfiguration"]
+    if x.injection and F.check(len(hooks) == 1, f"injection: {len(hooks)} MutatingWebhookConfigurations"):
+        meta = hooks[0]["metadata"]
+        F.check(meta["name"] == WEBHOOK_CONFIG, f"webhook configuration name {meta['name']} != {WEBHOOK_CONFIG}")
+        F.check("namespace" not in meta, "the MutatingWebhookConfiguration is cluster-scoped: no namespace")
+        F.check(labels.items() <= meta.get("labels", {}).items(), "webhook configuration: the chart's labels")
+        webhooks = hooks[0].get("webhooks", [])
+        for w in webhooks:
+            F.check("caBundle" not in w.get("clientConfig", {}),
+                    f"webhook {w.get('name')}: caBundle in the template (the leader writes it at run time)")
+        want = x.webhook()
+        F.check(webhooks == [want], "webhook differs: " + "; ".join(
+            f"{key}: {w.get(key)!r} != {want.get(key)!r}"
+            for w in webhooks[:1] for key in sorted(set(w) | set(want)) if w.get(key) != want.get(key)
+        ) + ("" if len(webhooks) == 1 else f" ({len(webhooks)} webhooks)"))
+    if not x.injection:
+        F.check(not hooks, "injection disabled: a MutatingWebhookConfiguration is rendered")
     # CRDs: kept on uninstall.
     for crd in (d for d in docs if d["kind"] == "CustomResourceDefinition"):
         F.check(crd["metadata"].get("annotations", {}).get("helm.sh/resource-policy") == "keep",
                 f"CRD {crd['metadata']['name']}: helm.sh/resource-policy keep")
-    # NOTES.
-    F.check(f"{FULLNAME}.{NAMESPACE}.svc:15010" in notes, "NOTES.txt names the xDS address")
-    for word in ("GRPC_XDS_BOOTSTRAP", "kubectl get virtualservices -A", "/debug/syncz"):
+    # NOTES: how to mesh a workload (the label, or the manual bootstrap), status, syncz, the CA.
+    F.check(f"{SERVICE_HOST}:15010" in notes, "NOTES.txt names the xDS address")
+    for word in ("GRPC_XDS_BOOTSTRAP", "kubectl get virtualservices -A", "/debug/syncz", "15014",
+                 f"audience {x.token_audience}", "/var/run/secrets/mesh/tokens"):
         F.check(word in notes, f"NOTES.txt mentions {word}")
+    label = 'meshlib.dev/inject: "true"'
+    if x.injection:
+        F.check(label in notes, f"NOTES.txt: injection enabled, but no {label}")
+        F.check('"xds_servers"' not in notes, "NOTES.txt: injection enabled, but a hand-written bootstrap")
+    else:
+        F.check(label not in notes, f"NOTES.txt: injection disabled, but tells to label pods {label}")
+        F.check(f'"server_uri": "{SERVICE_HOST}:15010"' in notes,
+                "NOTES.txt: injection disabled, but no bootstrap naming the xDS address")
+    ca_line = next((line for line in notes.splitlines() if line.startswith("CA: ")), "")
+    want_ca = {"secret": x.ca_secret, "plugged": x.plugged_secret, "memory": "in memory"}[x.ca_mode]
+    F.check(bool(want_ca) and str(want_ca) in ca_line, f"NOTES.txt: CA line for caMode {x.ca_mode}: {ca_line!r}")
 
 
 def expect_kinds(docs: list[Doc], expected: dict[str, int], label: str) -> None:
@@ -342,16 +524,33 @@ def k(**counts: int) -> dict[str, int]:
 ALL_CRDS = len(CRD_NAMES_ISTIO | CRD_NAMES_GATEWAY)
 
 
+def secret_grants(docs: list[Doc]) -> set[Rule]:
+    return {g for g in rule_grants(one(docs, "Role")["rules"]) if g[1] == "secrets"}
+
+
 def set_defaults(docs: list[Doc]) -> None:
     dep = one(docs, "Deployment")
     argv = args(docs)
     F.check(dep["spec"].get("replicas") == 2, "defaults: 2 replicas")
     F.check(container(docs)["image"] == IMAGE_DEFAULT, f"defaults: image {container(docs)['image']}")
     F.check("--log-json" not in argv and flag(argv, "--log-level") == "info", f"defaults: text logs at info: {argv}")
-    F.check(flag(argv, "--ca-dir") is None, "defaults: no --ca-dir (CA in memory)")
+    F.check(flag(argv, "--ca-secret") == "mesh-mesh-control-plane-ca", f"defaults: CA in Secret <fullname>-ca: {argv}")
+    F.check(flag(argv, "--ca-dir") is None, "defaults: no --ca-dir")
     F.check(flag(argv, "--config-dir") is None, "defaults: no --config-dir")
     F.check(flag(argv, "--trust-domain") == "cluster.local", "defaults: trust domain cluster.local")
+    F.check(flag(argv, "--cluster-domain") == "cluster.local", "defaults: cluster domain cluster.local")
+    F.check(flag(argv, "--token-audience") == "istio-ca", "defaults: token audience istio-ca")
     F.check(flag(argv, "--lease-name") == "mesh-control-plane-leader", "defaults: lease name")
+    F.check(flag(argv, "--injection-webhook-config") == "mesh-mesh-control-plane-mesh-system",
+            f"defaults: injection with the webhook configuration <fullname>-<namespace>: {argv}")
+    F.check(flag(argv, "--injection-dns-name") == "mesh-mesh-control-plane.mesh-system.svc",
+            f"defaults: webhook DNS name <fullname>.<namespace>.svc: {argv}")
+    hook = one(docs, "MutatingWebhookConfiguration")["webhooks"][0]
+    F.check(hook.get("failurePolicy") == "Fail" and hook.get("namespaceSelector") == {},
+            f"defaults: failurePolicy Fail, every namespace: {hook}")
+    F.check(secret_grants(docs) == {("", "secrets", "create", ()),
+                                    ("", "secrets", "get", ("mesh-mesh-control-plane-ca",))},
+            f"defaults: Role creates Secrets and reads the CA Secret alone: {secret_grants(docs)}")
     F.check(one(docs, "PodDisruptionBudget")["spec"].get("minAvailable") == 1, "defaults: PDB minAvailable 1")
     F.check(crd_names(docs) == CRD_NAMES_ISTIO | CRD_NAMES_GATEWAY, f"defaults: CRDs {sorted(crd_names(docs))}")
 
@@ -371,9 +570,27 @@ def set_autoscaling(docs: list[Doc]) -> None:
     F.check("replicas" not in one(docs, "Deployment")["spec"], "autoscaling: Deployment leaves replicas to the HPA")
 
 
+def set_secret_custom(docs: list[Doc]) -> None:
+    argv = args(docs)
+    F.check(flag(argv, "--ca-secret") == "mesh-root-ca", f"secret: --ca-secret mesh-root-ca: {argv}")
+    F.check(flag(argv, "--token-audience") == "mesh-ca", f"secret: --token-audience mesh-ca: {argv}")
+    F.check(flag(argv, "--cluster-domain") == "corp.example", f"secret: --cluster-domain corp.example: {argv}")
+    F.check(("", "secrets", "get", ("mesh-root-ca",)) in secret_grants(docs),
+            f"secret: Role reads Secret mesh-root-ca: {secret_grants(docs)}")
+
+
+def set_memory(docs: list[Doc]) -> None:
+    argv = args(docs)
+    F.check(flag(argv, "--ca-secret") is None and flag(argv, "--ca-dir") is None,
+            f"memory: neither --ca-secret nor --ca-dir: {argv}")
+    F.check(not secret_grants(docs), f"memory: no Secret access: {secret_grants(docs)}")
+
+
 def set_plugged(docs: list[Doc]) -> None:
     argv = args(docs)
     F.check(flag(argv, "--ca-dir") == "/etc/mesh/ca", f"plugged: --ca-dir /etc/mesh/ca: {argv}")
+    F.check(flag(argv, "--ca-secret") is None, f"plugged: no --ca-secret: {argv}")
+    F.check(not secret_grants(docs), f"plugged: no Secret access (the kubelet mounts it): {secret_grants(docs)}")
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     vols = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: m for m in container(docs)["volumeMounts"]}
@@ -384,6 +601,26 @@ def set_plugged(docs: list[Doc]) -> None:
     keys = {i["key"] for i in secret.get("items", [])}
     F.check(keys == {"ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"}, f"plugged: CA files {keys}")
     F.check(flag(argv, "--trust-domain") == "example.org", "plugged: trust domain from values")
+
+
+def set_no_injection(docs: list[Doc]) -> None:
+    argv = args(docs)
+    F.check(not [a for a in argv if a.startswith("--injection")], f"injection disabled: --injection-* flags: {argv}")
+    F.check(15017 not in [p["containerPort"] for p in container(docs)["ports"]], "injection disabled: port 15017")
+    F.check(443 not in [p["port"] for p in one(docs, "Service")["spec"]["ports"]], "injection disabled: Service 443")
+    groups = {g for r in one(docs, "ClusterRole")["rules"] for g in r["apiGroups"]}
+    F.check("admissionregistration.k8s.io" not in groups, "injection disabled: webhook configuration access")
+    F.check("authentication.k8s.io" in groups, "injection disabled: TokenReviews still granted (the CA uses them)")
+
+
+def set_ignore(docs: list[Doc]) -> None:
+    hook = one(docs, "MutatingWebhookConfiguration")["webhooks"][0]
+    F.check(hook.get("failurePolicy") == "Ignore", f"failurePolicy Ignore: {hook.get('failurePolicy')}")
+    F.check(hook.get("namespaceSelector") == {
+        "matchLabels": {"mesh": "enabled"},
+        "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                              "values": ["kube-system", "mesh-system"]}],
+    }, f"namespaceSelector from values: {hook.get('namespaceSelector')}")
 
 
 def set_istio_crds_off(docs: list[Doc]) -> None:
@@ -442,10 +679,38 @@ VALUE_SETS: list[tuple[str, dict[str, Any], dict[str, int], Callable[[list[Doc]]
         None,
     ),
     (
+        "caMode secret with ca.secretName, tokenAudience, clusterDomain",
+        {"caMode": "secret", "ca": {"secretName": "mesh-root-ca", "tokenAudience": "mesh-ca"},
+         "clusterDomain": "corp.example"},
+        k(PodDisruptionBudget=1, CustomResourceDefinition=ALL_CRDS),
+        set_secret_custom,
+    ),
+    (
+        "caMode memory, one replica",
+        {"caMode": "memory", "replicaCount": 1},
+        k(CustomResourceDefinition=ALL_CRDS),
+        set_memory,
+    ),
+    (
         "caMode plugged",
         {"caMode": "plugged", "ca": {"secretName": "mesh-cacerts"}, "trustDomain": "example.org"},
         k(PodDisruptionBudget=1, CustomResourceDefinition=ALL_CRDS),
         set_plugged,
+    ),
+    (
+        "injection disabled",
+        {"injection": {"enabled": False}},
+        k(PodDisruptionBudget=1, CustomResourceDefinition=ALL_CRDS, MutatingWebhookConfiguration=0),
+        set_no_injection,
+    ),
+    (
+        "injection failurePolicy Ignore, namespaceSelector",
+        {"injection": {"failurePolicy": "Ignore", "namespaceSelector": {
+            "matchLabels": {"mesh": "enabled"},
+            "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                                  "values": ["kube-system", "mesh-system"]}]}}},
+        k(PodDisruptionBudget=1, CustomResourceDefinition=ALL_CRDS),
+        set_ignore,
     ),
     (
         "all CRDs off",
@@ -567,20 +832,48 @@ def check_crd_definition(crd: Doc) -> None:
         F.check(spec["names"].get("shortNames") == short, f"CRD {name}: shortNames {spec['names'].get('shortNames')}")
 
 
-def kube_validate(docs: list[Doc], label: str) -> int:
-    n = 0
+def kube_validate(docs: list[Doc], label: str) -> Counter[str]:
+    """Validates every document; returns how many of each kind passed."""
+    n: Counter[str] = Counter()
     for d in docs:
         doc = strip_meta(d)
         what = f"{doc['kind']}/{doc['metadata']['name']} ({d['__template__']})"
         try:
             kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
-            n += 1
+            n[doc["kind"]] += 1
         except kubernetes_validate.ValidationError as e:
             path = ".".join(str(p) for p in e.path)
             F.check(False, f"kubernetes-validate [{label}] {what}: {path}: {e.message}")
         except kubernetes_validate.SchemaNotFoundError as e:
             F.check(False, f"kubernetes-validate [{label}] {what}: {e.message}")
     return n
+
+
+# Changes to the rendered MutatingWebhookConfiguration that kubernetes-validate must refuse (so
+# that its passing the rendered one means something): (why, change, where the error must be).
+BROKEN_WEBHOOK_CONFIGS: list[tuple[str, Callable[[Doc], None], str]] = [
+    ("a misspelled clientConfig field",
+     lambda d: d["webhooks"][0]["clientConfig"].update(cabundle="x"), "webhooks.0.clientConfig"),
+    ("no admissionReviewVersions", lambda d: d["webhooks"][0].pop("admissionReviewVersions"), "webhooks.0"),
+    ("the service port as a string",
+     lambda d: d["webhooks"][0]["clientConfig"]["service"].update(port="443"), "webhooks.0.clientConfig.service.port"),
+    ("timeoutSeconds as a string", lambda d: d["webhooks"][0].update(timeoutSeconds="10"), "webhooks.0.timeoutSeconds"),
+]
+
+
+def check_webhook_validation_refuses(mwc: Doc) -> int:
+    refused = 0
+    for why, change, at in BROKEN_WEBHOOK_CONFIGS:
+        doc = copy.deepcopy(strip_meta(mwc))
+        change(doc)
+        try:
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+            F.check(False, f"kubernetes-validate accepts a MutatingWebhookConfiguration with {why}")
+        except kubernetes_validate.ValidationError as e:
+            path = ".".join(str(p) for p in e.path)
+            if F.check(path == at, f"MutatingWebhookConfiguration with {why} refused at {path}, not {at}: {e.message}"):
+                refused += 1
+    return refused
 
 
 # ----------------------------------------------------------------------------------------------
@@ -924,6 +1217,17 @@ BAD_VALUES: list[tuple[str, dict[str, Any], type[Exception]]] = [
     ('crds.istio.install "yes"', {"crds": {"istio": {"install": "yes"}}}, helm.HelmValuesError),
     ('image.pullPolicy "Sometimes"', {"image": {"pullPolicy": "Sometimes"}}, helm.HelmValuesError),
     ('ca.certTtl "1 day"', {"ca": {"certTtl": "1 day"}}, helm.HelmValuesError),
+    ('injection.failurePolicy "Maybe"', {"injection": {"failurePolicy": "Maybe"}}, helm.HelmValuesError),
+    ('injection.enabled "yes"', {"injection": {"enabled": "yes"}}, helm.HelmValuesError),
+    ("an unknown injection key", {"injection": {"port": 15017}}, helm.HelmValuesError),
+    ('injection.namespaceSelector operator "Like"',
+     {"injection": {"namespaceSelector": {"matchExpressions": [{"key": "a", "operator": "Like"}]}}},
+     helm.HelmValuesError),
+    ("injection.namespaceSelector with an unknown key", {"injection": {"namespaceSelector": {"names": ["a"]}}},
+     helm.HelmValuesError),
+    ('ca.tokenAudience ""', {"ca": {"tokenAudience": ""}}, helm.HelmValuesError),
+    ('ca.secretName "Mesh_CA" (not an object name)', {"ca": {"secretName": "Mesh_CA"}}, helm.HelmValuesError),
+    ('clusterDomain "Cluster.Local"', {"clusterDomain": "Cluster.Local"}, helm.HelmValuesError),
     ("autoscaling minReplicas above maxReplicas",
      {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}, helm.HelmRenderError),
 ]
@@ -946,7 +1250,9 @@ def main() -> int:
                    f"{len(F.items) - before} problem(s)")
 
     # 2 + 3. render, per-set expectations, Kubernetes schemas
-    rendered_total = validated = 0
+    rendered_total = 0
+    validated: Counter[str] = Counter()
+    webhook_configs_refused = 0
     before_render = len(F.items)
     default_docs: list[Doc] = []
     crds_checked: set[str] = set()
@@ -961,19 +1267,29 @@ def main() -> int:
         rendered_total += len(docs)
         expect_kinds(docs, expected, label)
         try:
-            check_common(docs, notes)
+            check_common(docs, notes, Expect(values))
             if extra:
                 extra(docs)
         except (AssertionError, KeyError, IndexError, ValueError, TypeError) as e:
             F.check(False, f"render [{label}]: {type(e).__name__}: {e}")
-        validated += kube_validate(docs, label)
+        valid = kube_validate(docs, label)
+        validated += valid
+        hooks = [d for d in docs if d["kind"] == "MutatingWebhookConfiguration"]
+        F.check(valid["MutatingWebhookConfiguration"] == expected.get("MutatingWebhookConfiguration", 0),
+                f"kubernetes-validate [{label}]: {valid['MutatingWebhookConfiguration']} "
+                f"MutatingWebhookConfiguration(s) valid, expected {expected.get('MutatingWebhookConfiguration', 0)}")
+        if label == "defaults" and F.check(len(hooks) == 1, "defaults: no MutatingWebhookConfiguration to break"):
+            webhook_configs_refused = check_webhook_validation_refuses(hooks[0])
         for crd in (d for d in docs if d["kind"] == "CustomResourceDefinition"):
             if crd["metadata"]["name"] not in crds_checked:
                 crds_checked.add(crd["metadata"]["name"])
                 check_crd_definition(crd)
     SUMMARY.append(f"render: {len(VALUE_SETS)} value sets, {rendered_total} manifests, "
                    f"{len(F.items) - before_render} problem(s) with kinds, arguments, RBAC, security")
-    SUMMARY.append(f"kubernetes-validate {KUBE_VERSION} (strict): {validated}/{rendered_total} manifests valid; "
+    SUMMARY.append(f"kubernetes-validate {KUBE_VERSION} (strict): {sum(validated.values())}/{rendered_total} "
+                   f"manifests valid ({validated['MutatingWebhookConfiguration']} MutatingWebhookConfigurations, "
+                   f"{validated['CustomResourceDefinition']} CRDs); {webhook_configs_refused}/"
+                   f"{len(BROKEN_WEBHOOK_CONFIGS)} broken webhook configurations refused; "
                    f"{len(crds_checked)} CRDs structural")
 
     # 4. CRD schemas against documents

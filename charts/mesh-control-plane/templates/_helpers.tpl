@@ -80,6 +80,30 @@ name in two namespaces do not collide.
 {{- end }}
 
 {{/*
+The Service's in-cluster DNS name, <fullname>.<namespace>.svc: the xDS/CA address injected pods
+dial, and the DNS name of the webhook's serving certificate (the API server calls
+<service>.<namespace>.svc).
+*/}}
+{{- define "mesh-control-plane.serviceHost" -}}
+{{- printf "%s.%s.svc" (include "mesh-control-plane.fullname" .) .Release.Namespace }}
+{{- end }}
+
+{{/*
+The Secret holding the CA when caMode is secret (created by the first replica): ca.secretName, or
+<fullname>-ca.
+*/}}
+{{- define "mesh-control-plane.caSecretName" -}}
+{{- .Values.ca.secretName | default (printf "%s-ca" (include "mesh-control-plane.fullname" .)) }}
+{{- end }}
+
+{{/*
+Name of the MutatingWebhookConfiguration: cluster-scoped, so named like the ClusterRole.
+*/}}
+{{- define "mesh-control-plane.webhookConfigName" -}}
+{{- include "mesh-control-plane.clusterRoleName" . }}
+{{- end }}
+
+{{/*
 The image reference.
 */}}
 {{- define "mesh-control-plane.image" -}}
