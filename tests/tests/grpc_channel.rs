@@ -34,6 +34,14 @@ async fn client(mesh: &TestMesh) -> (XdsClient, EchoClient<Channel>) {
     (xds, EchoClient::new(channel))
 }
 
+/// The backend that answers a call with `x-canary: true`.
+async fn canary_call(echo: &mut EchoClient<Channel>) -> String {
+    let mut req = tonic::Request::new(request("canary"));
+    req.metadata_mut()
+        .insert("x-canary", "true".parse().unwrap());
+    echo.echo(req).await.unwrap().into_inner().backend
+}
+
 fn request(message: &str) -> EchoRequest {
     EchoRequest {
         message: message.into(),
@@ -64,13 +72,7 @@ async fn unary_calls_follow_the_split_and_the_header_match() {
     );
 
     for _ in 0..20 {
-        let mut req = tonic::Request::new(request("canary"));
-        req.metadata_mut()
-            .insert("x-canary", "true".parse().unwrap());
-        assert_eq!(
-            echo.echo(req).await.unwrap().into_inner().backend,
-            "echo-v2"
-        );
+        assert_eq!(canary_call(&mut echo).await, "echo-v2");
     }
 }
 
@@ -341,12 +343,6 @@ async fn a_grpc_route_routes_by_method_and_header() {
         while let Some(reply) = stream.next().await {
             assert_eq!(reply.unwrap().backend, "echo-v2");
         }
-        let mut req = tonic::Request::new(request("canary"));
-        req.metadata_mut()
-            .insert("x-canary", "true".parse().unwrap());
-        assert_eq!(
-            echo.echo(req).await.unwrap().into_inner().backend,
-            "echo-v2"
-        );
+        assert_eq!(canary_call(&mut echo).await, "echo-v2");
     }
 }

@@ -6,6 +6,8 @@
 //!
 //! Nothing here ran against a real cluster.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,7 +15,6 @@ use std::time::Duration;
 use control_plane::k8s::KubeOptions;
 use control_plane::server::{ControlPlane, Options};
 use mesh_core::MeshResources;
-use mesh_core::route::RouteAction;
 use mesh_test::kube_api::FakeApiServer;
 use mesh_xds_client::client::Options as ClientOptions;
 use mesh_xds_client::{Bootstrap, XdsClient};
@@ -124,17 +125,7 @@ fn split(name: &str, v1: u32, v2: u32) -> Value {
 
 /// Cluster name → weight of the target's last route, if it forwards.
 fn weights(state: &MeshResources) -> Option<BTreeMap<String, u32>> {
-    let table = state.route_tables.get(TARGET)?;
-    let route = table.virtual_hosts.first()?.routes.last()?;
-    match &route.action {
-        RouteAction::Forward(f) => Some(
-            f.clusters
-                .iter()
-                .map(|c| (c.name.clone(), c.weight))
-                .collect(),
-        ),
-        _ => None,
-    }
+    common::last_route_weights(state, TARGET)
 }
 
 /// `ip:port` of every endpoint of a cluster's assignment, with its locality.
@@ -210,9 +201,12 @@ async fn services_endpoints_pods_and_custom_resources_reach_a_connected_client()
     ]));
     api.apply(subsets());
     api.apply(split("reviews", 90, 10));
-    until("the 90/10 split", || {
-        (weights(&state.load())? == BTreeMap::from([(cluster("v1"), 90), (cluster("v2"), 10)]))
-            .then_some(())
+    until("the 90/10 split and its subsets' endpoints", || {
+        let s = state.load();
+        (weights(&s)? == BTreeMap::from([(cluster("v1"), 90), (cluster("v2"), 10)])
+            && !endpoints(&s, &cluster("v1")).is_empty()
+            && !endpoints(&s, &cluster("v2")).is_empty())
+        .then_some(())
     })
     .await;
     let s = state.load();
@@ -398,7 +392,7 @@ async fn an_invalid_resource_gets_a_failing_condition_and_an_event_and_the_rest_
     );
 
     // A Warning Event for each rejected resource, naming it.
-    let events = until("two events", || {
+    let events = until("three events", || {
         let e = api.list("events.k8s.io/v1", "Event");
         (e.len() >= 3).then_some(e)
     })

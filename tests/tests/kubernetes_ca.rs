@@ -65,18 +65,23 @@ fn reviewer(asked: Arc<Mutex<Vec<Vec<String>>>>) -> mesh_test::kube_api::TokenRe
     })
 }
 
-async fn start(api: &FakeApiServer, replica: &str) -> ControlPlane {
+/// A control plane with a CA kept in Secret `mesh-system/mesh-ca`.
+fn options(api: &FakeApiServer, replica: &str) -> Options {
     let mut kube = KubeOptions::new(api.client(), "mesh-system", replica);
     kube.ca_secret = Some("mesh-ca".into());
-    ControlPlane::start(Options {
+    Options {
         kubernetes: Some(kube),
         ca: Some(CaOptions::default()),
         xds_addr: "127.0.0.1:0".parse().unwrap(),
         admin_addr: "127.0.0.1:0".parse().unwrap(),
         ..Options::default()
-    })
-    .await
-    .expect("control plane starts")
+    }
+}
+
+async fn start(api: &FakeApiServer, replica: &str) -> ControlPlane {
+    ControlPlane::start(options(api, replica))
+        .await
+        .expect("control plane starts")
 }
 
 async fn create(cp: &ControlPlane, id: &str, token: &str) -> Result<Vec<String>, tonic::Status> {
@@ -197,18 +202,10 @@ async fn an_incomplete_ca_secret_is_refused_by_name() {
         "metadata": {"name": "mesh-ca", "namespace": "mesh-system"},
         "data": {"root-cert.pem": "LS0t"},
     }));
-    let mut kube = KubeOptions::new(api.client(), "mesh-system", "cp-0");
-    kube.ca_secret = Some("mesh-ca".into());
-    let e = ControlPlane::start(Options {
-        kubernetes: Some(kube),
-        ca: Some(CaOptions::default()),
-        xds_addr: "127.0.0.1:0".parse().unwrap(),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        ..Options::default()
-    })
-    .await
-    .unwrap_err()
-    .to_string();
+    let e = ControlPlane::start(options(&api, "cp-0"))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("mesh-system/mesh-ca") && e.contains("ca-key.pem") && e.contains("lacks"),
         "{e}"

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mesh_core::MeshResources;
-use mesh_core::route::RouteAction;
 use mesh_test::mesh::TestMesh;
 use mesh_xds_client::client::{Options, Protocol, ResourceStatus, TargetError};
 use mesh_xds_client::{Bootstrap, XdsClient};
@@ -42,17 +41,7 @@ fn client(mesh: &TestMesh, node: &str, protocol: Protocol) -> XdsClient {
 
 /// The weights of the split route (the last route) of the target's table.
 fn split(state: &MeshResources) -> Option<BTreeMap<String, u32>> {
-    let table = state.route_tables.get(TARGET)?;
-    let route = table.virtual_hosts.first()?.routes.last()?;
-    match &route.action {
-        RouteAction::Forward(f) => Some(
-            f.clusters
-                .iter()
-                .map(|c| (c.name.clone(), c.weight))
-                .collect(),
-        ),
-        _ => None,
-    }
+    common::last_route_weights(state, TARGET)
 }
 
 fn v2_only(state: &MeshResources) -> bool {

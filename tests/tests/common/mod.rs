@@ -101,3 +101,21 @@ spec:
 pub(crate) fn share(n: usize, total: usize) -> f64 {
     n as f64 / total as f64
 }
+
+/// Cluster name → weight of the last route of `target`'s route table, if it forwards.
+pub(crate) fn last_route_weights(
+    state: &mesh_core::MeshResources,
+    target: &str,
+) -> Option<std::collections::BTreeMap<String, u32>> {
+    let table = state.route_tables.get(target)?;
+    let route = table.virtual_hosts.first()?.routes.last()?;
+    match &route.action {
+        mesh_core::route::RouteAction::Forward(f) => Some(
+            f.clusters
+                .iter()
+                .map(|c| (c.name.clone(), c.weight))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
