@@ -229,7 +229,7 @@ Rule = tuple[str, str, str, tuple[str, ...]]
 # What every value set grants cluster-wide: read the translated resources, patch their /status,
 # create Events, review tokens.
 CLUSTER_RULES_ALWAYS: set[Rule] = {
-    *((("", r, v, ()) for r in ("services", "pods") for v in ("list", "watch"))),
+    *((("", r, v, ()) for r in ("services", "pods", "nodes") for v in ("list", "watch"))),
     *(("discovery.k8s.io", "endpointslices", v, ()) for v in ("list", "watch")),
     *(
         (group, r + sub, v, ())

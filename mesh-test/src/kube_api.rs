@@ -57,9 +57,10 @@ pub struct Resource {
 }
 
 /// The kinds this server knows by name (for [`FakeApiServer::apply`] and list kinds).
-const KINDS: [(&str, &str, &str); 17] = [
+const KINDS: [(&str, &str, &str); 18] = [
     ("", "Service", "services"),
     ("", "Pod", "pods"),
+    ("", "Node", "nodes"),
     ("", "Secret", "secrets"),
     ("", "Event", "events"),
     ("discovery.k8s.io", "EndpointSlice", "endpointslices"),

@@ -193,7 +193,16 @@ async fn services_endpoints_pods_and_custom_resources_reach_a_connected_client()
     );
 
     // Custom resources: subsets by Pod labels and a 90/10 split.
-    api.apply(pod("reviews-v2-b", "v2"));
+    // v2 runs on a Node whose topology labels give its locality.
+    let mut v2 = pod("reviews-v2-b", "v2");
+    v2["spec"]["nodeName"] = json!("node-b");
+    api.apply(v2);
+    api.apply(json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": "node-b", "labels": {
+            "topology.kubernetes.io/region": "eu-north",
+            "topology.kubernetes.io/zone": "eu-north-1c"}},
+    }));
     api.apply(slice(&[
         ("10.1.0.1", "reviews-v1-a", true),
         ("10.1.0.2", "reviews-v2-b", true),
@@ -211,12 +220,12 @@ async fn services_endpoints_pods_and_custom_resources_reach_a_connected_client()
     .await;
     let s = state.load();
     assert_eq!(endpoints(&s, &cluster("v1")).len(), 1);
-    // The not-ready endpoint is left out.
+    // The not-ready endpoint is left out; the Node's labels give the locality.
     assert_eq!(
         endpoints(&s, &cluster("v2")),
         [(
             "10.1.0.2:19080".to_string(),
-            "eu-west/eu-west-1a".to_string()
+            "eu-north/eu-north-1c".to_string()
         )]
     );
 

@@ -9,8 +9,10 @@ pub enum Role {
     Service,
     /// An `EndpointSlice`: the endpoints of the Service named by `kubernetes.io/service-name`.
     EndpointSlice,
-    /// A `Pod`: labels, service account and locality of an endpoint.
+    /// A `Pod`: labels, service account and node of an endpoint.
     Pod,
+    /// A `Node`: the topology labels (region, zone) that give its pods' endpoints a locality.
+    Node,
     /// A config document (Istio or Gateway API custom resource), read as the directory source
     /// reads a YAML document, and given status conditions.
     Document,
@@ -74,7 +76,7 @@ const fn doc(group: &'static str, kind: &'static str, plural: &'static str) -> W
 
 /// Every watched kind. Documents come in this order (then namespace, then name), which settles
 /// conflicts the way file order does for the directory source: services first, routes last.
-pub const KINDS: [WatchedKind; 11] = [
+pub const KINDS: [WatchedKind; 12] = [
     WatchedKind {
         group: "",
         version: "v1",
@@ -95,6 +97,13 @@ pub const KINDS: [WatchedKind; 11] = [
         kind: "Pod",
         plural: "pods",
         role: Role::Pod,
+    },
+    WatchedKind {
+        group: "",
+        version: "v1",
+        kind: "Node",
+        plural: "nodes",
+        role: Role::Node,
     },
     doc(NETWORKING, "ServiceEntry", "serviceentries"),
     doc(NETWORKING, "WorkloadEntry", "workloadentries"),

@@ -7,9 +7,11 @@
 //! - one endpoint per ready address of the Service's EndpointSlices (label
 //!   `kubernetes.io/service-name`), with the slice's port numbers by port name;
 //! - an endpoint backed by a Pod carries the Pod's labels (so `DestinationRule` subsets select
-//!   them) and its service account; its locality is the Pod's `istio-locality` label
-//!   (`region.zone.subzone`), else the Pod's `topology.kubernetes.io/region` label with the
-//!   endpoint's zone.
+//!   them) and its service account;
+//! - its locality, as Istio: the Pod's `istio-locality` label (`region.zone.subzone`), else the
+//!   topology labels of its Node (the endpoint's `nodeName`, else the Pod's `spec.nodeName`):
+//!   `topology.kubernetes.io/region`, `topology.kubernetes.io/zone` (else the endpoint's `zone`)
+//!   and `topology.istio.io/subzone`.
 //!
 //! `ExternalName` Services are left out (no DNS resolution).
 
@@ -25,6 +27,7 @@ pub fn service_entries(store: &Store, cluster_domain: &str) -> Vec<(Key, Value)>
     let services = store.objects(Store::index(Role::Service));
     let slices = store.objects(Store::index(Role::EndpointSlice));
     let pods = store.objects(Store::index(Role::Pod));
+    let nodes = store.objects(Store::index(Role::Node));
     let mut by_service: BTreeMap<Key, Vec<&Value>> = BTreeMap::new();
     for ((ns, _), slice) in slices {
         let labels = slice.metadata.labels.as_ref();
@@ -35,28 +38,47 @@ pub fn service_entries(store: &Store, cluster_domain: &str) -> Vec<(Key, Value)>
                 .push(&slice.data);
         }
     }
-    let pod = |ns: &str, name: &str| {
-        pods.get(&(ns.to_string(), name.to_string()))
-            .map(|p| (&p.metadata, &p.data))
-    };
+    let lookup = Lookup { pods, nodes };
     services
         .iter()
         .filter(|(_, s)| s.data["spec"]["type"].as_str() != Some("ExternalName"))
         .map(|(key, s)| {
             let slices = by_service.get(key).map(Vec::as_slice).unwrap_or_default();
-            let entry = service_entry(key, &s.data["spec"], slices, &pod, cluster_domain);
+            let entry = service_entry(key, &s.data["spec"], slices, &lookup, cluster_domain);
             (key.clone(), entry)
         })
         .collect()
 }
 
-type PodLookup<'a> = dyn Fn(&str, &str) -> Option<(&'a kube::api::ObjectMeta, &'a Value)> + 'a;
+type Labels = BTreeMap<String, String>;
+
+type Objects = BTreeMap<Key, std::sync::Arc<kube::api::DynamicObject>>;
+
+/// Finds the Pod (by namespace and name) and the Node labels (by name) behind an endpoint.
+struct Lookup<'a> {
+    pods: &'a Objects,
+    nodes: &'a Objects,
+}
+
+impl<'a> Lookup<'a> {
+    fn pod(&self, ns: &str, name: &str) -> Option<(&'a kube::api::ObjectMeta, &'a Value)> {
+        self.pods
+            .get(&(ns.to_string(), name.to_string()))
+            .map(|p| (&p.metadata, &p.data))
+    }
+
+    fn node(&self, name: &str) -> Option<&'a Labels> {
+        self.nodes
+            .get(&(String::new(), name.to_string()))
+            .and_then(|n| n.metadata.labels.as_ref())
+    }
+}
 
 fn service_entry(
     (ns, name): &Key,
     spec: &Value,
     slices: &[&Value],
-    pod: &PodLookup<'_>,
+    lookup: &Lookup<'_>,
     cluster_domain: &str,
 ) -> Value {
     let mut ports = Vec::new();
@@ -100,9 +122,13 @@ fn service_entry(
             }
             let target = &ep["targetRef"];
             let backing = match (target["kind"].as_str(), target["name"].as_str()) {
-                (Some("Pod"), Some(p)) => pod(ns, p),
+                (Some("Pod"), Some(p)) => lookup.pod(ns, p),
                 _ => None,
             };
+            let node_name = ep["nodeName"]
+                .as_str()
+                .or_else(|| backing.and_then(|(_, d)| d["spec"]["nodeName"].as_str()));
+            let node = node_name.and_then(|n| lookup.node(n));
             for addr in ep["addresses"].as_array().into_iter().flatten() {
                 let Some(addr) = addr.as_str() else { continue };
                 let mut we = json!({"address": addr, "ports": numbers});
@@ -114,7 +140,8 @@ fn service_entry(
                         we["serviceAccount"] = json!(sa);
                     }
                 }
-                if let Some(l) = locality(backing.map(|(m, _)| m), ep["zone"].as_str()) {
+                let pod_labels = backing.and_then(|(m, _)| m.labels.as_ref());
+                if let Some(l) = locality(pod_labels, node, ep["zone"].as_str()) {
                     we["locality"] = json!(l);
                 }
                 endpoints.push(we);
@@ -163,18 +190,30 @@ fn protocol(app_protocol: Option<&str>, port_name: &str) -> Option<&'static str>
     by_name(lower.split('-').next().unwrap_or_default())
 }
 
-/// `region/zone/subzone` of an endpoint.
-fn locality(pod: Option<&kube::api::ObjectMeta>, zone: Option<&str>) -> Option<String> {
-    let labels = pod.and_then(|m| m.labels.as_ref());
-    if let Some(l) = labels.and_then(|l| l.get("istio-locality")) {
+/// `region/zone/subzone` of an endpoint: the Pod's `istio-locality` label, else its Node's
+/// topology labels (the zone falling back to the endpoint's), else the Pod's region label.
+fn locality(pod: Option<&Labels>, node: Option<&Labels>, zone: Option<&str>) -> Option<String> {
+    if let Some(l) = pod.and_then(|l| l.get("istio-locality")) {
         return Some(l.replace('.', "/"));
     }
-    let region = labels.and_then(|l| l.get("topology.kubernetes.io/region"));
-    match (region, zone) {
-        (None, None) => None,
-        (r, z) => Some(format!(
+    let label = |key: &str| {
+        node.and_then(|l| l.get(key))
+            .or_else(|| pod.and_then(|l| l.get(key)))
+            .map(String::as_str)
+    };
+    let region = label("topology.kubernetes.io/region");
+    let zone = label("topology.kubernetes.io/zone").or(zone);
+    let subzone = label("topology.istio.io/subzone");
+    match (region, zone, subzone) {
+        (None, None, None) => None,
+        (r, z, None) => Some(format!(
             "{}/{}",
-            r.map_or("", String::as_str),
+            r.unwrap_or_default(),
+            z.unwrap_or_default()
+        )),
+        (r, z, Some(s)) => Some(format!(
+            "{}/{}/{s}",
+            r.unwrap_or_default(),
             z.unwrap_or_default()
         )),
     }
@@ -196,29 +235,36 @@ mod tests {
     }
 
     #[test]
-    fn locality_prefers_the_istio_label() {
-        let mut meta = kube::api::ObjectMeta {
-            labels: Some(
-                [
-                    ("istio-locality".to_string(), "eu.eu-1a.rack2".to_string()),
-                    (
-                        "topology.kubernetes.io/region".to_string(),
-                        "us".to_string(),
-                    ),
-                ]
-                .into(),
-            ),
-            ..Default::default()
+    fn locality_comes_from_the_istio_label_then_the_node() {
+        let labels = |pairs: &[(&str, &str)]| -> Labels {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
+        let pod = labels(&[("istio-locality", "eu.eu-1a.rack2")]);
+        let node = labels(&[
+            ("topology.kubernetes.io/region", "us"),
+            ("topology.kubernetes.io/zone", "us-1b"),
+            ("topology.istio.io/subzone", "r7"),
+        ]);
         assert_eq!(
-            locality(Some(&meta), Some("z")).as_deref(),
+            locality(Some(&pod), Some(&node), Some("z")).as_deref(),
             Some("eu/eu-1a/rack2")
         );
-        meta.labels.as_mut().unwrap().remove("istio-locality");
         assert_eq!(
-            locality(Some(&meta), Some("us-1b")).as_deref(),
-            Some("us/us-1b")
+            locality(None, Some(&node), Some("z")).as_deref(),
+            Some("us/us-1b/r7")
         );
-        assert_eq!(locality(None, None), None);
+        let region_only = labels(&[("topology.kubernetes.io/region", "us")]);
+        assert_eq!(
+            locality(None, Some(&region_only), Some("us-1c")).as_deref(),
+            Some("us/us-1c")
+        );
+        assert_eq!(
+            locality(Some(&region_only), None, Some("us-1c")).as_deref(),
+            Some("us/us-1c")
+        );
+        assert_eq!(locality(None, None, None), None);
     }
 }

@@ -46,16 +46,23 @@ fn key(o: &DynamicObject) -> Key {
     )
 }
 
-/// True when `new` means something else than `old` to the translation: anything but `status`
-/// and the metadata the API server bumps on every write.
+/// True when `new` means something else than `old` to the translation. Status and the metadata
+/// the API server bumps on every write are left out, so a Node's heartbeat or a status write
+/// causes no rebuild.
 fn differs(kind: usize, old: &DynamicObject, new: &DynamicObject) -> bool {
-    if KINDS[kind].role != Role::Document {
-        return old.data != new.data || old.metadata.labels != new.metadata.labels;
+    let labels = old.metadata.labels != new.metadata.labels;
+    let field = |f: &str| old.data.get(f) != new.data.get(f);
+    match KINDS[kind].role {
+        Role::Node => labels,
+        Role::Pod | Role::Service => labels || field("spec"),
+        Role::EndpointSlice => labels || old.data != new.data,
+        Role::Document => {
+            labels
+                || field("spec")
+                || old.metadata.generation != new.metadata.generation
+                || old.metadata.annotations != new.metadata.annotations
+        }
     }
-    old.data.get("spec") != new.data.get("spec")
-        || old.metadata.generation != new.metadata.generation
-        || old.metadata.annotations != new.metadata.annotations
-        || old.metadata.labels != new.metadata.labels
 }
 
 impl Store {
@@ -115,5 +122,72 @@ impl Store {
             .iter()
             .position(|k| k.role == role)
             .expect("every role is watched")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(v: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn index(kind: &str) -> usize {
+        KINDS.iter().position(|k| k.kind == kind).unwrap()
+    }
+
+    #[test]
+    fn only_what_translation_reads_triggers_a_rebuild() {
+        let mut store = Store::default();
+        let node = |labels: serde_json::Value, heartbeat: &str| {
+            object(json!({"metadata": {"name": "n1", "labels": labels},
+                          "status": {"conditions": [{"lastHeartbeatTime": heartbeat}]}}))
+        };
+        let n = index("Node");
+        assert!(store.apply(n, Event::Apply(node(json!({"zone": "a"}), "t1"))));
+        assert!(!store.apply(n, Event::Apply(node(json!({"zone": "a"}), "t2"))));
+        assert!(store.apply(n, Event::Apply(node(json!({"zone": "b"}), "t3"))));
+
+        let vs = |generation: i64, status: &str| {
+            object(
+                json!({"metadata": {"name": "r", "namespace": "d", "generation": generation},
+                          "spec": {"hosts": ["r"]}, "status": {"s": status}}),
+            )
+        };
+        let v = index("VirtualService");
+        assert!(store.apply(v, Event::Apply(vs(1, "a"))));
+        assert!(!store.apply(v, Event::Apply(vs(1, "b"))), "a status write");
+        assert!(store.apply(v, Event::Apply(vs(2, "b"))));
+        assert!(store.apply(v, Event::Delete(vs(2, "b"))));
+        assert!(!store.apply(v, Event::Delete(vs(2, "b"))), "already gone");
+    }
+
+    #[test]
+    fn a_relist_replaces_the_kind_whole() {
+        let mut store = Store::default();
+        let p = index("Pod");
+        let pod = |name: &str| object(json!({"metadata": {"name": name, "namespace": "d"}}));
+        store.apply(p, Event::Init);
+        store.apply(p, Event::InitApply(pod("a")));
+        store.apply(p, Event::InitApply(pod("b")));
+        assert!(
+            store.objects(p).is_empty(),
+            "not swapped in before InitDone"
+        );
+        assert!(store.apply(p, Event::InitDone));
+        assert_eq!(store.objects(p).len(), 2);
+        // "a" was deleted while the watch was down: the relist drops it.
+        store.apply(p, Event::Init);
+        store.apply(p, Event::InitApply(pod("b")));
+        assert!(store.apply(p, Event::InitDone));
+        let names: Vec<_> = store.objects(p).keys().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, ["b"]);
+        // The same list again changes nothing.
+        store.apply(p, Event::Init);
+        store.apply(p, Event::InitApply(pod("b")));
+        assert!(!store.apply(p, Event::InitDone));
+        assert!(!store.settled());
     }
 }
