@@ -1,6 +1,7 @@
 //! The load generator, run in a child process pinned to CPU1: closed loop (fixed connections,
 //! each sending as fast as answers come) for the maximum rate, and open loop (requests start on a
-//! schedule, latency counted from the scheduled start — no coordinated omission) for latency.
+//! schedule, latency counted from the scheduled start — no coordinated omission) for latency,
+//! to one URL or alternating between several (a paired measurement).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,16 +78,28 @@ async fn closed(url: http::Uri, conns: usize, secs: f64) {
     );
 }
 
-/// Open loop: `rate` requests a second for `secs` over up to `conns` connections; prints
-/// `{requests, errors, rps, p50_us, p99_us}` with latencies from each request's scheduled start.
-async fn open(url: http::Uri, rate: f64, conns: usize, secs: f64) {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+/// Open loop: `rate` requests a second for `secs`, request `i` to `urls[i % urls.len()]` over up to
+/// `conns` connections per URL; prints `{requests, errors, rps, p50_us, p99_us}` of the first URL
+/// and `streams`, the same per URL, with latencies from each request's scheduled start. Several
+/// URLs make a paired measurement: the streams share every moment of the run, so noise of the
+/// machine falls on both alike.
+async fn open(urls: Vec<http::Uri>, rate: f64, conns: usize, secs: f64) {
     let start = Instant::now() + Duration::from_millis(20);
     let total = (rate * secs) as u64;
-    // The schedule runs on its own thread (the runtime's timer is too coarse, 1 ms): it wakes
-    // every 50 µs and releases every request due by then, each stamped with its own scheduled
-    // time, so the latency counts any lateness of the release too.
-    std::thread::spawn(move || {
+    let mut senders = Vec::new();
+    let mut receivers = Vec::new();
+    for _ in &urls {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+        senders.push(tx);
+        receivers.push(rx);
+    }
+    // The schedule runs as a task of this runtime that yields after each check: it releases
+    // every request due, each stamped with its own scheduled time, so the latency counts any
+    // lateness of the release too. (A separate thread sleeping between checks shared this CPU
+    // with the runtime, and the kernel woke it up to a time slice late: milliseconds of lateness
+    // in every mode's p99. The runtime's timer is too coarse, 1 ms.) The generator has CPU1 to
+    // itself, so the spinning costs nothing measured.
+    tokio::task::spawn_local(async move {
         let mut i = 0u64;
         while i < total {
             let now = Instant::now();
@@ -95,62 +108,79 @@ async fn open(url: http::Uri, rate: f64, conns: usize, secs: f64) {
                 if at > now {
                     break;
                 }
-                if tx.send(at).is_err() {
+                if senders[(i % senders.len() as u64) as usize]
+                    .send(at)
+                    .is_err()
+                {
                     return;
                 }
                 i += 1;
             }
-            std::thread::sleep(Duration::from_micros(50));
+            tokio::task::yield_now().await;
         }
     });
-    let queue = Arc::new(tokio::sync::Mutex::new(rx));
-    let mut tasks = Vec::new();
-    for _ in 0..conns {
-        let (url, queue) = (url.clone(), queue.clone());
-        tasks.push(tokio::task::spawn_local(async move {
-            let mut send = connect(&url).await;
-            let mut lat = Vec::new();
-            let mut err = 0u64;
-            loop {
-                let Some(at) = queue.lock().await.recv().await else {
-                    break;
-                };
-                if once(&mut send, &url).await {
-                    lat.push(at.elapsed().as_micros() as u64);
-                } else {
-                    err += 1;
-                    send = connect(&url).await;
+    let mut streams = Vec::new();
+    for (url, rx) in urls.iter().zip(receivers) {
+        let queue = Arc::new(tokio::sync::Mutex::new(rx));
+        let mut tasks = Vec::new();
+        for _ in 0..conns {
+            let (url, queue) = (url.clone(), queue.clone());
+            tasks.push(tokio::task::spawn_local(async move {
+                let mut send = connect(&url).await;
+                let mut lat = Vec::new();
+                let mut err = 0u64;
+                loop {
+                    let Some(at) = queue.lock().await.recv().await else {
+                        break;
+                    };
+                    if once(&mut send, &url).await {
+                        lat.push(at.elapsed().as_micros() as u64);
+                    } else {
+                        err += 1;
+                        send = connect(&url).await;
+                    }
                 }
-            }
-            (lat, err)
+                (lat, err)
+            }));
+        }
+        streams.push(tasks);
+    }
+    let mut out = Vec::new();
+    for tasks in streams {
+        let mut all = Vec::new();
+        let mut err = 0;
+        for t in tasks {
+            let (l, e) = t.await.unwrap();
+            all.extend(l);
+            err += e;
+        }
+        all.sort_unstable();
+        let q = |p: f64| {
+            all.get(((all.len().max(1) - 1) as f64 * p) as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        out.push(serde_json::json!({
+            "requests": all.len(),
+            "errors": err,
+            "rps": all.len() as f64 / secs,
+            "p50_us": q(0.5),
+            "p99_us": q(0.99),
         }));
     }
-    let mut all = Vec::new();
-    let mut err = 0;
-    for t in tasks {
-        let (l, e) = t.await.unwrap();
-        all.extend(l);
-        err += e;
-    }
-    all.sort_unstable();
-    let q = |p: f64| {
-        all.get(((all.len().max(1) - 1) as f64 * p) as usize)
-            .copied()
-            .unwrap_or(0)
-    };
-    println!(
-        "{{\"requests\":{},\"errors\":{err},\"rps\":{},\"p50_us\":{},\"p99_us\":{}}}",
-        all.len(),
-        all.len() as f64 / secs,
-        q(0.5),
-        q(0.99)
-    );
+    let mut v = out[0].clone();
+    v["streams"] = serde_json::Value::Array(out);
+    println!("{v}");
 }
 
-/// The child process: `--load <url> closed <conns> <secs>` or `--load <url> open <rate> <conns>
-/// <secs>`.
+/// The child process: `--load <url> closed <conns> <secs>` or `--load <url>[,<url>…] open <rate>
+/// <conns> <secs>`.
 pub(crate) fn run(args: &[String]) {
-    let url: http::Uri = args[0].parse().expect("a URL");
+    let urls: Vec<http::Uri> = args[0]
+        .split(',')
+        .map(|u| u.parse().expect("a URL"))
+        .collect();
+    let url = urls[0].clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -160,7 +190,7 @@ pub(crate) fn run(args: &[String]) {
     local.block_on(&rt, async {
         match args[1].as_str() {
             "closed" => closed(url, num(2) as usize, num(3)).await,
-            "open" => open(url, num(2), num(3) as usize, num(4)).await,
+            "open" => open(urls, num(2), num(3) as usize, num(4)).await,
             other => panic!("unknown load kind {other}"),
         }
     });

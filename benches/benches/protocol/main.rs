@@ -171,6 +171,7 @@ fn main() {
             samples[i].push(sample);
         }
     }
+    let paired = paired_latency(&pin, &servers, &rates, rounds * 2, secs);
     let modes: Vec<Mode> = MODES
         .iter()
         .zip(samples)
@@ -180,7 +181,7 @@ fn main() {
             samples,
         })
         .collect();
-    let report = report::Report::new(quick, rounds, secs, pin.enabled, modes);
+    let report = report::Report::new(quick, rounds, secs, pin.enabled, modes, paired);
     print!("{}", report.table());
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let partial = only.is_some();
@@ -204,6 +205,74 @@ fn main() {
             Err(e) => eprintln!("protocol: BENCHMARKS.md not updated: {e}"),
         }
     }
+}
+
+/// The client-stack modes measured paired with their baseline: both fronts run at once and one
+/// open loop alternates requests between them, so every moment of noise on this shared machine
+/// falls on both; per round, the added p50 and p99 are the difference of the two streams'.
+const PAIRED: [(&str, &str); 2] = [("client", "front-bare"), ("both", "front-bare")];
+
+fn paired_latency(
+    pin: &Pinning,
+    servers: &[Option<Server>],
+    rates: &std::collections::BTreeMap<&str, f64>,
+    rounds: usize,
+    secs: f64,
+) -> Vec<report::Paired> {
+    let url = |mode: &str| {
+        MODES
+            .iter()
+            .position(|(m, _)| *m == mode)
+            .and_then(|i| servers[i].as_ref())
+            .map(|s| s.url.clone())
+    };
+    let mut out = Vec::new();
+    for (mode, base) in PAIRED {
+        let (Some(m), Some(b), Some(rate)) = (url(mode), url(base), rates.get(base)) else {
+            continue;
+        };
+        let mut paired = report::Paired {
+            mode,
+            baseline: base,
+            rate: *rate,
+            rounds: Vec::new(),
+        };
+        for round in 0..rounds {
+            // Alternate which stream gets the even requests.
+            let (first, second, swapped) = if round % 2 == 0 {
+                (&b, &m, false)
+            } else {
+                (&m, &b, true)
+            };
+            let l = load(
+                pin,
+                &format!("{first},{second}"),
+                &["open", &rate.to_string(), "64", &secs.to_string()],
+            );
+            let (Some(x), Some(y)) = (l.streams.first(), l.streams.get(1)) else {
+                continue;
+            };
+            let (base_s, mode_s) = if swapped { (y, x) } else { (x, y) };
+            let r = report::PairedRound {
+                base_p50_us: base_s.0,
+                base_p99_us: base_s.1,
+                p50_us: mode_s.0,
+                p99_us: mode_s.1,
+                errors: base_s.2 + mode_s.2,
+            };
+            println!(
+                "  paired round {} {mode} vs {base} at {rate:.0} req/s: p50 {} vs {} µs, p99 {} vs {} µs",
+                round + 1,
+                r.p50_us,
+                r.base_p50_us,
+                r.p99_us,
+                r.base_p99_us
+            );
+            paired.rounds.push(r);
+        }
+        out.push(paired);
+    }
+    out
 }
 
 /// CPU pinning with `taskset`, when the machine has two CPUs for it.
@@ -343,6 +412,8 @@ struct Load {
     rps: f64,
     p50_us: u64,
     p99_us: u64,
+    /// Per URL of a paired open loop: `(p50_us, p99_us, errors)`.
+    streams: Vec<(u64, u64, u64)>,
 }
 
 fn load(pin: &Pinning, url: &str, args: &[&str]) -> Load {
@@ -361,11 +432,21 @@ fn load(pin: &Pinning, url: &str, args: &[&str]) -> Load {
         )
     });
     let u = |k: &str| v[k].as_u64().unwrap_or(0);
+    let streams = v["streams"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let u = |k: &str| s[k].as_u64().unwrap_or(0);
+            (u("p50_us"), u("p99_us"), u("errors"))
+        })
+        .collect();
     Load {
         requests: u("requests"),
         errors: u("errors"),
         rps: v["rps"].as_f64().unwrap_or(0.0),
         p50_us: u("p50_us"),
         p99_us: u("p99_us"),
+        streams,
     }
 }

@@ -40,12 +40,52 @@ fn stats(v: impl Iterator<Item = f64>) -> (f64, f64, f64) {
     (median, v[0], v[n - 1])
 }
 
+/// One paired round: both streams of one open loop.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct PairedRound {
+    pub(crate) base_p50_us: u64,
+    pub(crate) base_p99_us: u64,
+    pub(crate) p50_us: u64,
+    pub(crate) p99_us: u64,
+    pub(crate) errors: u64,
+}
+
+/// A mode measured paired with its baseline.
+#[derive(Debug)]
+pub(crate) struct Paired {
+    pub(crate) mode: &'static str,
+    pub(crate) baseline: &'static str,
+    /// The open-loop rate, split evenly between the two streams.
+    pub(crate) rate: f64,
+    pub(crate) rounds: Vec<PairedRound>,
+}
+
+impl Paired {
+    /// `(median, min, max)` over rounds of the added p50 and p99, and the rounds whose added p99
+    /// is within `p99_goal_us`.
+    fn added(&self, p99_goal_us: f64) -> ((f64, f64, f64), (f64, f64, f64), usize) {
+        let d = |a: u64, b: u64| a as f64 - b as f64;
+        let p50 = stats(self.rounds.iter().map(|r| d(r.p50_us, r.base_p50_us)));
+        let p99 = stats(self.rounds.iter().map(|r| d(r.p99_us, r.base_p99_us)));
+        let within = self
+            .rounds
+            .iter()
+            .filter(|r| d(r.p99_us, r.base_p99_us) <= p99_goal_us)
+            .count();
+        (p50, p99, within)
+    }
+}
+
+/// Issue 4's goal for the client stack's added p99.
+const P99_GOAL_US: f64 = 60.0;
+
 pub(crate) struct Report {
     quick: bool,
     rounds: usize,
     secs: f64,
     pinned: bool,
     modes: Vec<Mode>,
+    paired: Vec<Paired>,
 }
 
 impl Report {
@@ -55,6 +95,7 @@ impl Report {
         secs: f64,
         pinned: bool,
         modes: Vec<Mode>,
+        paired: Vec<Paired>,
     ) -> Self {
         Report {
             quick,
@@ -62,6 +103,7 @@ impl Report {
             secs,
             pinned,
             modes,
+            paired,
         }
     }
 
@@ -110,8 +152,25 @@ impl Report {
                 })
             })
             .collect();
+        let paired: Vec<serde_json::Value> = self
+            .paired
+            .iter()
+            .map(|p| {
+                let (p50, p99, within) = p.added(P99_GOAL_US);
+                serde_json::json!({
+                    "mode": p.mode,
+                    "baseline": p.baseline,
+                    "open_loop_rate_total": p.rate,
+                    "added_p50_us": {"median": p50.0, "min": p50.1, "max": p50.2},
+                    "added_p99_us": {"median": p99.0, "min": p99.1, "max": p99.2},
+                    "rounds_within_p99_goal": within,
+                    "rounds": p.rounds,
+                })
+            })
+            .collect();
         let v = serde_json::json!({
             "protocol": "cargo bench -p mesh-benches --bench protocol",
+            "paired": paired,
             "quick": self.quick,
             "rounds": self.rounds,
             "phase_secs": self.secs,
@@ -170,6 +229,35 @@ impl Report {
                 m.baseline.unwrap_or("—"),
                 rss / 1024.0
             );
+        }
+        if !self.paired.is_empty() {
+            let _ = writeln!(
+                t,
+                "\nPaired latency: the mode's front and its baseline's run at once, one open loop alternating requests between them (the rate is the baseline's half maximum, split between the two), so the machine's noise falls on both alike.\n"
+            );
+            let _ = writeln!(
+                t,
+                "| mode | vs | rounds | total rate | added p50 median (min–max) | added p99 median (min–max) | rounds with added p99 ≤ {P99_GOAL_US:.0} µs |"
+            );
+            let _ = writeln!(t, "|---|---|---:|---:|---:|---:|---:|");
+            for p in &self.paired {
+                let (p50, p99, within) = p.added(P99_GOAL_US);
+                let _ = writeln!(
+                    t,
+                    "| {} | {} | {} | {:.0} req/s | {:+.0} µs ({:+.0}–{:+.0}) | **{:+.0} µs** ({:+.0}–{:+.0}) | {within} of {} |",
+                    p.mode,
+                    p.baseline,
+                    p.rounds.len(),
+                    p.rate,
+                    p50.0,
+                    p50.1,
+                    p50.2,
+                    p99.0,
+                    p99.1,
+                    p99.2,
+                    p.rounds.len()
+                );
+            }
         }
         t
     }
