@@ -176,12 +176,12 @@ impl ControlPlane {
             if sources.kube.is_none() {
                 sources.reload(&target, &nodes.all()).await;
             }
+            let mut nodes_changed = nodes.watch();
             cp.tasks.push(tokio::spawn(async move {
                 if let Some(kube) = &mut sources.kube {
                     kube.settled(KUBE_SYNC_LIMIT).await;
                     sources.reload(&target, &nodes.all()).await;
                 }
-                let mut nodes_changed = nodes.watch();
                 loop {
                     // A config edit, or a server that (dis)connected and described itself.
                     sources.next_change(&mut nodes_changed).await;
