@@ -181,3 +181,95 @@ fn of_host(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::parse_file;
+
+    const DOCS: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: web, namespace: default }
+spec:
+  hosts: [web.mesh.local]
+  ports: [{ number: 8080, name: http, protocol: HTTP }]
+  resolution: STATIC
+  endpoints: [{ address: 10.0.0.1, labels: { app: web, version: v1 } }]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: web, namespace: default }
+spec:
+  host: web.mesh.local
+  subsets: [{ name: v1, labels: { version: v1 } }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: web, namespace: default }
+spec:
+  hosts: [web.mesh.local]
+  http: [{ route: [{ destination: { host: web.mesh.local, subset: v1 } }] }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: web, namespace: default }
+spec:
+  selector: { matchLabels: { app: web } }
+  action: DENY
+  rules: [{ to: [{ operation: { paths: [/admin] } }] }]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: elsewhere, namespace: other }
+spec: { mtls: { mode: PERMISSIVE } }
+"#;
+
+    #[test]
+    fn each_document_is_credited_with_the_resources_it_shaped() {
+        let (docs, diags) = parse_file(std::path::Path::new("t.yaml"), DOCS);
+        assert!(diags.is_empty(), "{diags:?}");
+        let nodes = vec![NodeWorkload {
+            address: "10.0.0.1:8080".parse().unwrap(),
+            namespace: "default".into(),
+            service_account: None,
+            labels: BTreeMap::from([("app".to_string(), "web".to_string())]),
+        }];
+        let (resources, diags) = crate::translate::build_with(&docs, "cluster.local", &nodes);
+        assert!(diags.is_empty(), "{diags:?}");
+        let accepted: Vec<&Document> = docs.iter().collect();
+        let by_kind = |kind: &str| -> Vec<(&'static str, String)> {
+            attribute(&accepted, &resources, &nodes)
+                .into_iter()
+                .find(|d| d.kind == kind)
+                .unwrap()
+                .resources
+                .into_iter()
+                .map(|(t, n)| (crate::xds::short_type(t), n))
+                .collect()
+        };
+        let se = by_kind("ServiceEntry");
+        assert!(
+            se.contains(&("LDS", "web.mesh.local:8080".into())),
+            "{se:?}"
+        );
+        assert!(se.contains(&("EDS", "outbound|8080||web.mesh.local".into())));
+        assert_eq!(
+            by_kind("VirtualService"),
+            [("RDS", "web.mesh.local:8080".into())]
+        );
+        let dr = by_kind("DestinationRule");
+        assert!(dr.iter().all(|(t, _)| *t == "CDS" || *t == "EDS"), "{dr:?}");
+        assert!(dr.contains(&("CDS", "outbound|8080|v1|web.mesh.local".into())));
+        assert_eq!(
+            by_kind("AuthorizationPolicy"),
+            [("LDS", "xds.istio.io/grpc/lds/inbound/10.0.0.1:8080".into())]
+        );
+        assert!(
+            by_kind("PeerAuthentication").is_empty(),
+            "another namespace"
+        );
+    }
+}
