@@ -9,6 +9,7 @@
 //! | `node.metadata` | sent as `Node.metadata` (a JSON object) | none |
 //! | `node.locality` | `region`, `zone`, `sub_zone` | empty |
 //! | `certificate_providers` | kept verbatim (the workload's certificate comes from the mesh CA in-process) | none |
+//! | `meshlib_ca` | our extension: the mesh CA, the workload's SPIFFE ID, its token file and trust bundle (`identity::IdentityOptions::from_bootstrap`); other gRPC implementations ignore unknown top-level keys, while they refuse unknown `certificate_providers` plugins | none |
 //! | `server_listener_resource_name_template` | a server's inbound listener name, `%s` = `ip:port` (gRFC A36) | Istio's `xds.istio.io/grpc/lds/inbound/%s` |
 //!
 //! Lookup order in [`Bootstrap::from_env`]: `MESH_XDS_BOOTSTRAP` (a path), `GRPC_XDS_BOOTSTRAP`
@@ -35,6 +36,9 @@ pub struct Bootstrap {
     pub node: NodeInfo,
     /// `certificate_providers`, kept verbatim until mTLS uses it.
     pub certificate_providers: Option<serde_json::Value>,
+    /// `meshlib_ca`: where the workload gets its certificate (see
+    /// [`crate::identity::IdentityOptions::from_bootstrap`]), kept verbatim.
+    pub mesh_ca: Option<serde_json::Value>,
     /// `server_listener_resource_name_template` (gRFC A36). Default: `None`, read as
     /// [`mesh_core::inbound::INBOUND_TEMPLATE`].
     pub server_listener_resource_name_template: Option<String>,
@@ -140,6 +144,8 @@ struct RawBootstrap {
     node: RawNode,
     #[serde(default)]
     certificate_providers: Option<serde_json::Value>,
+    #[serde(default)]
+    meshlib_ca: Option<serde_json::Value>,
     #[serde(default)]
     server_listener_resource_name_template: Option<String>,
 }
@@ -275,6 +281,7 @@ impl Bootstrap {
                 },
             },
             certificate_providers: raw.certificate_providers,
+            mesh_ca: raw.meshlib_ca,
             server_listener_resource_name_template: raw.server_listener_resource_name_template,
         })
     }
@@ -297,6 +304,7 @@ impl Bootstrap {
                 ..NodeInfo::default()
             },
             certificate_providers: None,
+            mesh_ca: None,
             server_listener_resource_name_template: None,
         }
     }

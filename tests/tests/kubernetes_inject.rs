@@ -2,7 +2,8 @@
 //! certificate from the mesh CA) patches an opted-in pod with the gRPC xDS bootstrap, the trust
 //! bundle and a projected token; with the files the kubelet would mount, unmodified library
 //! code (`Bootstrap::from_file`, `IdentityOptions::from_bootstrap`) gets its config and its
-//! SPIFFE certificate, authenticated by TokenReview. The leader keeps the webhook's caBundle.
+//! SPIFFE certificate, authenticated by TokenReview, and a stock grpcio client calls through the
+//! same bootstrap. The leader keeps the webhook's caBundle.
 //!
 //! Nothing here ran against a real cluster.
 
@@ -145,6 +146,21 @@ async fn an_injected_pod_gets_its_config_and_identity_with_no_kubernetes_code() 
         "metadata": {"name": "ratings", "namespace": NS},
         "spec": {"ports": [{"name": "http", "port": 9080}]},
     }));
+    // A real gRPC backend behind a Service, for a stock grpcio client in the injected pod.
+    let echo = mesh_test::backend::grpc_echo("echo-k8s").await;
+    api.apply(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "echo", "namespace": NS},
+        "spec": {"ports": [{"name": "grpc", "port": 50051}]},
+    }));
+    api.apply(json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "echo-1", "namespace": NS,
+                     "labels": {"kubernetes.io/service-name": "echo"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "grpc", "port": echo.addr.port()}],
+        "endpoints": [{"addresses": ["127.0.0.1"]}],
+    }));
     let cp = start(&api).await;
     let root = cp.ca().unwrap().root_pem().to_string();
     let webhook = cp.injection_addr().unwrap();
@@ -222,6 +238,22 @@ async fn an_injected_pod_gets_its_config_and_identity_with_no_kubernetes_code() 
         node.node_id,
         "sidecar~0.0.0.0~reviews-v1.shop~shop.svc.cluster.local"
     );
+
+    // A stock gRPC client (grpcio) in the same pod reads the same bootstrap: our CA settings are
+    // a top-level key it ignores, not a certificate provider plugin it would refuse.
+    let results = mesh_test::grpcio::GrpcioClient::run(
+        "xds:///echo.shop.svc.cluster.local:50051",
+        Some(&etc.join("bootstrap.json")),
+        mesh_test::grpcio::Load::Calls(5),
+    )
+    .await;
+    assert!(
+        results.errors().is_empty(),
+        "grpcio with the injected bootstrap: {:?}\n{}",
+        results.errors(),
+        results.stderr
+    );
+    assert_eq!(results.counts().get("echo-k8s"), Some(&5));
 
     // The leader wrote the CA root into the webhook configuration.
     let deadline = Instant::now() + Duration::from_secs(10);

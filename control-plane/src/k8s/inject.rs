@@ -4,9 +4,10 @@
 //! A pod labelled `meshlib.dev/inject: "true"` gets, in every container:
 //! - `GRPC_XDS_BOOTSTRAP=/etc/mesh/bootstrap/bootstrap.json`: the standard gRPC xDS bootstrap
 //!   (the control plane's address, the node with Istio's metadata: namespace, service account,
-//!   labels, workload name), with a certificate provider ([`CA_PLUGIN`]) that names the CA,
-//!   the pod's SPIFFE ID, the token file and the trust bundle, read by
-//!   `mesh_xds_client::identity::IdentityOptions::from_bootstrap`;
+//!   labels, workload name), and under [`CA_BOOTSTRAP_KEY`] the CA, the pod's SPIFFE ID, the
+//!   token file and the trust bundle, read by
+//!   `mesh_xds_client::identity::IdentityOptions::from_bootstrap` (a top-level key, which stock
+//!   gRPC clients ignore, not a `certificate_providers` plugin, which they refuse);
 //! - `/etc/mesh/bootstrap/root-cert.pem`: the trust bundle. Both files come from pod
 //!   annotations through a downwardAPI volume, so nothing else needs creating in the namespace;
 //! - `/var/run/secrets/mesh/tokens/mesh-token`: a projected service account token bound to the
@@ -36,7 +37,7 @@ pub const BOOTSTRAP_DIR: &str = "/etc/mesh/bootstrap";
 pub const TOKEN_DIR: &str = "/var/run/secrets/mesh/tokens";
 /// The token's file name in [`TOKEN_DIR`].
 pub const TOKEN_FILE: &str = "mesh-token";
-pub use mesh_xds_client::identity::CA_PLUGIN;
+pub use mesh_xds_client::identity::CA_BOOTSTRAP_KEY;
 /// Lifetime of the projected token (the kubelet rotates it at 80 %).
 const TOKEN_SECONDS: u64 = 3600;
 
@@ -133,16 +134,11 @@ impl Injector {
                 },
             },
             "server_listener_resource_name_template": "xds.istio.io/grpc/lds/inbound/%s",
-            "certificate_providers": {
-                "default": {
-                    "plugin_name": CA_PLUGIN,
-                    "config": {
-                        "ca_address": format!("http://{}", self.xds_address),
-                        "spiffe_id": id,
-                        "token_file": format!("{TOKEN_DIR}/{TOKEN_FILE}"),
-                        "root_cert_file": format!("{BOOTSTRAP_DIR}/root-cert.pem"),
-                    },
-                },
+            CA_BOOTSTRAP_KEY: {
+                "ca_address": format!("http://{}", self.xds_address),
+                "spiffe_id": id,
+                "token_file": format!("{TOKEN_DIR}/{TOKEN_FILE}"),
+                "root_cert_file": format!("{BOOTSTRAP_DIR}/root-cert.pem"),
             },
         })
     }
@@ -315,7 +311,7 @@ mod tests {
         assert_eq!(node["metadata"]["WORKLOAD_NAME"], "reviews-v1");
         assert_eq!(node["metadata"]["LABELS"]["version"], "v1");
         assert_eq!(node["cluster"], "reviews");
-        let ca = &b["certificate_providers"]["default"]["config"];
+        let ca = &b[CA_BOOTSTRAP_KEY];
         assert_eq!(ca["spiffe_id"], "spiffe://cluster.local/ns/shop/sa/reviews");
         assert_eq!(ca["ca_address"], "http://mesh.mesh-system.svc:15010");
     }

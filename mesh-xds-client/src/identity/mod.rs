@@ -50,8 +50,11 @@ pub fn svid_from_pem(
     csr::svid_from_chain(id, key, chain_pem, trusted)
 }
 
-/// The certificate provider plugin name that [`IdentityOptions::from_bootstrap`] reads.
-pub const CA_PLUGIN: &str = "meshlib.dev/ca";
+/// The bootstrap's top-level key that [`IdentityOptions::from_bootstrap`] reads. Not a
+/// `certificate_providers` plugin: gRPC implementations refuse a bootstrap naming a plugin they
+/// do not know, and ignore unknown top-level keys, so one bootstrap serves a stock gRPC client
+/// in the same pod too.
+pub const CA_BOOTSTRAP_KEY: &str = "meshlib_ca";
 
 /// How the workload proves who it is to the CA.
 #[derive(Clone, PartialEq, Eq)]
@@ -119,32 +122,25 @@ impl IdentityOptions {
         self
     }
 
-    /// The options a bootstrap names in `certificate_providers.default` with plugin
-    /// [`CA_PLUGIN`] (what the control plane's injection webhook writes into a pod):
-    /// `ca_address`, `spiffe_id`, `token_file` (a projected service account token, re-read at
-    /// every request) and `root_cert_file` (the trust bundle, PEM). `Ok(None)` when the bootstrap
-    /// names no such provider.
+    /// The options a bootstrap names under [`CA_BOOTSTRAP_KEY`] (what the control plane's
+    /// injection webhook writes into a pod): `ca_address`, `spiffe_id`, `token_file` (a
+    /// projected service account token, re-read at every request) and `root_cert_file` (the trust
+    /// bundle, PEM). `Ok(None)` when the bootstrap has no such key.
     pub fn from_bootstrap(
         bootstrap: &crate::Bootstrap,
     ) -> Result<Option<IdentityOptions>, IdentityError> {
-        let Some(provider) = bootstrap
-            .certificate_providers
-            .as_ref()
-            .and_then(|p| p.get("default"))
-            .filter(|p| p["plugin_name"] == CA_PLUGIN)
-        else {
+        let Some(config) = bootstrap.mesh_ca.as_ref() else {
             return Ok(None);
         };
-        let config = &provider["config"];
         let field = |name: &str| {
             config[name]
                 .as_str()
                 .filter(|v| !v.is_empty())
-                .ok_or_else(|| IdentityError::Bootstrap(format!("config.{name} is required")))
+                .ok_or_else(|| IdentityError::Bootstrap(format!("{name} is required")))
         };
         let id: SpiffeId = field("spiffe_id")?
             .parse()
-            .map_err(|e| IdentityError::Bootstrap(format!("config.spiffe_id: {e}")))?;
+            .map_err(|e| IdentityError::Bootstrap(format!("spiffe_id: {e}")))?;
         let mut options = IdentityOptions::new(
             field("ca_address")?,
             id,
@@ -215,7 +211,7 @@ pub enum IdentityError {
     #[error("the CA's certificate chain: {0}")]
     BadChain(String),
     /// The bootstrap's certificate provider cannot be used.
-    #[error("the bootstrap's certificate provider ({CA_PLUGIN}): {0}")]
+    #[error("the bootstrap's {CA_BOOTSTRAP_KEY}: {0}")]
     Bootstrap(String),
     /// No certificate arrived in time.
     #[error("no certificate after {0:?}; last error: {1}")]
