@@ -1306,8 +1306,23 @@ def main() -> int:
             if not errs:
                 accepted_by_kind[doc["kind"]] = accepted_by_kind.get(doc["kind"], 0) + 1
                 files_used.add(where.split(" ")[0])
+        # The Kubernetes example: its own objects against the Kubernetes schemas.
+        example_objects = 0
+        for where, doc in repo_documents():
+            if not where.startswith("examples/kubernetes/") or validators.supports(doc):
+                continue
+            try:
+                kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+                example_objects += 1
+            except kubernetes_validate.ValidationError as e:
+                path = ".".join(str(p) for p in e.path)
+                F.check(False, f"kubernetes-validate {where}: {path}: {e.message}")
+            except kubernetes_validate.SchemaNotFoundError as e:
+                F.check(False, f"kubernetes-validate {where}: {e.message}")
+        F.check(example_objects >= 5, f"only {example_objects} Kubernetes objects in examples/kubernetes/")
+        SUMMARY.append(f"examples/kubernetes: {example_objects} Kubernetes objects valid (1.33)")
         for required in ("examples/demo/config/services.yaml", "examples/demo/config/reviews-route.yaml",
-                         "examples/demo/steps/ratings-policy.yaml"):
+                         "examples/demo/steps/ratings-policy.yaml", "examples/kubernetes/shop.yaml"):
             F.check(required in files_used, f"no accepted document from {required}")
         n_repo = sum(accepted_by_kind.values())
         rejected = 0

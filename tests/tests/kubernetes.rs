@@ -662,3 +662,60 @@ async fn a_replica_dies_under_load_and_clients_converge_on_the_other() {
     assert_eq!(lease["spec"]["holderIdentity"], "cp-1");
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
 }
+
+/// The Kubernetes example (`examples/kubernetes/shop.yaml`): its Service and mesh documents,
+/// applied to the fake API server, are all accepted, with the 90/10 canary served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubernetes_example_is_accepted() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/kubernetes/shop.yaml"
+    ))
+    .unwrap();
+    let api = FakeApiServer::start().await;
+    let mut applied = 0;
+    for doc in documents(&text) {
+        // Namespaces, ServiceAccounts and Deployments are the cluster's business, not ours.
+        if matches!(
+            doc["kind"].as_str(),
+            Some("Namespace" | "ServiceAccount" | "Deployment")
+        ) {
+            continue;
+        }
+        api.apply(doc);
+        applied += 1;
+    }
+    assert_eq!(applied, 5);
+    let cp = start_cp(&api, "cp-0", None).await;
+    let status = until("the example's documents", || {
+        let s = cp.config_status();
+        (s.documents == 5).then_some(s)
+    })
+    .await;
+    assert_eq!(status.errors(), 0, "{:?}", status.diagnostics);
+    assert!(
+        status.diagnostics.is_empty(),
+        "no warnings either: {:?}",
+        status.diagnostics
+    );
+    let target = "reviews.shop.svc.cluster.local:9080";
+    let table = &status.resources.route_tables[target];
+    let route = table.virtual_hosts[0].routes.last().unwrap();
+    let mesh_core::route::RouteAction::Forward(f) = &route.action else {
+        panic!("{route:?}")
+    };
+    let weights: Vec<u32> = f.clusters.iter().map(|c| c.weight).collect();
+    assert_eq!(weights, [90, 10]);
+    // Every document got Accepted from the leader.
+    let vs = until("the VirtualService's status", || {
+        api.get(
+            "networking.istio.io/v1",
+            "VirtualService",
+            "shop",
+            "reviews",
+        )
+        .filter(|o| condition(o, "Accepted")["status"] == "True")
+    })
+    .await;
+    assert_eq!(condition(&vs, "ResolvedRefs")["status"], "True");
+}
