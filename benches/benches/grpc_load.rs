@@ -15,14 +15,9 @@
 
 #![allow(missing_docs)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
-
 use mesh_core::Snapshot;
 use mesh_test::echo::pb::EchoRequest;
 use mesh_test::echo::pb::echo_client::EchoClient;
-use tokio::time::Instant;
 
 const HOST: &str = "echo.bench.local";
 const CALLERS: usize = 16;
@@ -36,30 +31,21 @@ where
         Into<Box<dyn std::error::Error + Send + Sync>> + Send,
     C::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..CALLERS {
-        let (mut client, stop, count) = (client.clone(), stop.clone(), count.clone());
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
+    mesh_benches::closed_loop_with(CALLERS, secs, |l| {
+        let mut client = client.clone();
+        async move {
+            while l.running() {
                 client
                     .echo(EchoRequest {
                         message: "bench".into(),
                     })
                     .await
                     .expect("call");
-                count.fetch_add(1, Ordering::Relaxed);
+                l.done();
             }
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = t.await;
-    }
-    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+        }
+    })
+    .await
 }
 
 fn main() {

@@ -24,15 +24,17 @@
 
 mod shared;
 
-pub use shared::{CountingAlloc, allocations, bare_server, closed_loop, live_bytes, median};
+pub use shared::{
+    CountingAlloc, Loop, allocations, bare_server, closed_loop, closed_loop_with, live_bytes,
+    median,
+};
 
 use std::net::SocketAddr;
 
 use mesh_core::MeshResources;
 use mesh_core::cluster::Cluster;
-use mesh_core::endpoint::{ClusterLoadAssignment, Endpoint, LocalityEndpoints};
-use mesh_core::listener::Listener;
-use mesh_core::route::*;
+use mesh_core::endpoint::Endpoint;
+use mesh_core::route::{ForwardAction, RetryOn, RetryPolicy, Route, RouteAction, WeightedCluster};
 
 /// The static mesh the load benchmarks send through: target `<host>:80`, one route splitting
 /// 90/10 over two clusters that both hold `addr`, a retry policy (2 retries on connect failure or
@@ -44,58 +46,27 @@ pub fn split_mesh(host: &str, addr: SocketAddr) -> MeshResources {
         mesh_core::cluster_name(host, 80, Some("v1")),
         mesh_core::cluster_name(host, 80, Some("v2")),
     );
-    r.listeners
-        .insert(target.clone(), Listener::api(target.clone()).into());
-    let route = Route {
-        name: "split".into(),
-        matcher: RouteMatch::default(),
-        action: RouteAction::Forward(ForwardAction {
-            clusters: vec![
-                WeightedCluster {
-                    name: c1.clone(),
-                    weight: 90,
-                },
-                WeightedCluster {
-                    name: c2.clone(),
-                    weight: 10,
-                },
-            ],
-            retry: Some(RetryPolicy {
-                retry_on: vec![RetryOn::ConnectFailure, RetryOn::Reset],
-                num_retries: 2,
-                ..Default::default()
-            }),
-            ..ForwardAction::to_cluster("unused")
+    let action = RouteAction::Forward(ForwardAction {
+        clusters: vec![
+            WeightedCluster {
+                name: c1.clone(),
+                weight: 90,
+            },
+            WeightedCluster {
+                name: c2.clone(),
+                weight: 10,
+            },
+        ],
+        retry: Some(RetryPolicy {
+            retry_on: vec![RetryOn::ConnectFailure, RetryOn::Reset],
+            num_retries: 2,
+            ..Default::default()
         }),
-        request_headers: HeaderMutation::default(),
-        response_headers: HeaderMutation::default(),
-        fault: None,
-        rate_limit: None,
-    };
-    let vh = VirtualHost {
-        name: host.into(),
-        domains: vec!["*".into()],
-        routes: vec![route],
-    };
-    r.route_tables.insert(
-        target.clone(),
-        RouteTable {
-            name: target,
-            virtual_hosts: vec![vh],
-        }
-        .into(),
-    );
+        ..ForwardAction::to_cluster("unused")
+    });
+    r.add_target(&target, host, vec![Route::new("split", action)]);
     for c in [c1, c2] {
-        r.clusters.insert(c.clone(), Cluster::new(c.clone()).into());
-        let endpoints = vec![Endpoint::new(addr)];
-        let cla = ClusterLoadAssignment {
-            cluster_name: c.clone(),
-            localities: vec![LocalityEndpoints {
-                endpoints,
-                ..Default::default()
-            }],
-        };
-        r.assignments.insert(c, cla.into());
+        r.add_cluster(Cluster::new(c), vec![Endpoint::new(addr)]);
     }
     r
 }

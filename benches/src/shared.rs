@@ -14,33 +14,64 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
+/// What a closed-loop worker is told: whether to go on, and where to count its calls.
+#[derive(Debug, Clone)]
+pub struct Loop {
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicU64>,
+}
+
+impl Loop {
+    /// True until the round's time is up.
+    pub fn running(&self) -> bool {
+        !self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Counts one completed call.
+    pub fn done(&self) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs `workers` tasks made by `worker` for `secs`, each calling in a loop while
+/// [`Loop::running`] and counting with [`Loop::done`]; returns calls per second.
+pub async fn closed_loop_with<Fut>(workers: usize, secs: f64, worker: impl Fn(Loop) -> Fut) -> f64
+where
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let l = Loop {
+        stop: Arc::new(AtomicBool::new(false)),
+        count: Arc::new(AtomicU64::new(0)),
+    };
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| tokio::spawn(worker(l.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    l.stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    l.count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
 /// `workers` closed-loop workers send `GET uri` through `client` for `secs`; returns requests
 /// per second.
 pub async fn closed_loop(client: &mesh_tower::Client, uri: &str, workers: usize, secs: f64) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..workers {
-        let (client, stop, count) = (client.clone(), stop.clone(), count.clone());
-        let uri = uri.to_string();
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
+    closed_loop_with(workers, secs, |l| {
+        let (client, uri) = (client.clone(), uri.to_string());
+        async move {
+            while l.running() {
                 let req = http::Request::get(&uri)
                     .body(Empty::<Bytes>::new())
                     .expect("a valid request");
                 let resp = client.request(req).await.expect("request");
                 let _ = resp.into_body().collect().await;
-                count.fetch_add(1, Ordering::Relaxed);
+                l.done();
             }
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = t.await;
-    }
-    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+        }
+    })
+    .await
 }
 
 /// A bare hyper HTTP/1.1 server on `127.0.0.1:0`, answering with `handler`; runs on the current

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::cluster::Cluster;
-use crate::endpoint::ClusterLoadAssignment;
+use crate::endpoint::{ClusterLoadAssignment, Endpoint, LocalityEndpoints};
 use crate::listener::Listener;
-use crate::route::RouteTable;
+use crate::route::{Route, RouteTable, VirtualHost};
 
 /// Every resource by kind and name. Stored whole in one [`crate::Snapshot`], so a reader never sees
 /// a route that points at a cluster from another generation. Each resource sits behind an `Arc`, so
@@ -26,6 +26,39 @@ pub struct MeshResources {
     pub clusters: BTreeMap<String, Arc<Cluster>>,
     /// Endpoint assignments by EDS service name.
     pub assignments: BTreeMap<String, Arc<ClusterLoadAssignment>>,
+}
+
+impl MeshResources {
+    /// Adds the target `target` (`<host>:<port>`) as a control plane would for a static config:
+    /// its API listener and a route table of that name whose one virtual host (named `host`,
+    /// domains `*`) holds `routes`.
+    pub fn add_target(&mut self, target: &str, host: &str, routes: Vec<Route>) {
+        self.listeners
+            .insert(target.to_string(), Listener::api(target).into());
+        let table = RouteTable {
+            name: target.to_string(),
+            virtual_hosts: vec![VirtualHost {
+                name: host.to_string(),
+                domains: vec!["*".into()],
+                routes,
+            }],
+        };
+        self.route_tables.insert(target.to_string(), table.into());
+    }
+
+    /// Adds `cluster` and its load assignment: `endpoints`, in one locality of default weight.
+    pub fn add_cluster(&mut self, cluster: Cluster, endpoints: Vec<Endpoint>) {
+        let name = cluster.name.clone();
+        let assignment = ClusterLoadAssignment {
+            cluster_name: name.clone(),
+            localities: vec![LocalityEndpoints {
+                endpoints,
+                ..Default::default()
+            }],
+        };
+        self.assignments.insert(name.clone(), assignment.into());
+        self.clusters.insert(name, cluster.into());
+    }
 }
 
 /// Istio's cluster name for `host:port`, with an optional subset.

@@ -52,6 +52,22 @@ pub struct Route {
     pub rate_limit: Option<LocalRateLimit>,
 }
 
+impl Route {
+    /// A route named `name` that sends every request to `action`, with no header changes, fault
+    /// or rate limit.
+    pub fn new(name: impl Into<String>, action: RouteAction) -> Self {
+        Route {
+            name: name.into(),
+            matcher: RouteMatch::default(),
+            action,
+            request_headers: HeaderMutation::default(),
+            response_headers: HeaderMutation::default(),
+            fault: None,
+            rate_limit: None,
+        }
+    }
+}
+
 /// Envoy's local rate limit (`envoy.filters.http.local_ratelimit`) for one route: a token bucket
 /// per client process. A request that finds the bucket empty is answered 429 without being sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

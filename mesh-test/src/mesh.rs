@@ -178,46 +178,14 @@ pub fn single_cluster(
     addr: SocketAddr,
     tls: Option<mesh_core::cluster::UpstreamTls>,
 ) -> mesh_core::MeshResources {
-    use mesh_core::route::*;
+    use mesh_core::route::{ForwardAction, Route, RouteAction};
     let target = mesh_core::target_name(host, port);
     let cluster = mesh_core::cluster_name(host, port, None);
     let mut r = mesh_core::MeshResources::default();
-    r.listeners.insert(
-        target.clone(),
-        mesh_core::listener::Listener::api(target.clone()).into(),
-    );
-    let route = Route {
-        name: "all".into(),
-        matcher: RouteMatch::default(),
-        action: RouteAction::Forward(ForwardAction::to_cluster(cluster.clone())),
-        request_headers: HeaderMutation::default(),
-        response_headers: HeaderMutation::default(),
-        fault: None,
-        rate_limit: None,
-    };
-    let vh = VirtualHost {
-        name: host.into(),
-        domains: vec!["*".into()],
-        routes: vec![route],
-    };
-    r.route_tables.insert(
-        target.clone(),
-        RouteTable {
-            name: target,
-            virtual_hosts: vec![vh],
-        }
-        .into(),
-    );
-    let mut c = mesh_core::cluster::Cluster::new(cluster.clone());
+    let action = RouteAction::Forward(ForwardAction::to_cluster(cluster.clone()));
+    r.add_target(&target, host, vec![Route::new("all", action)]);
+    let mut c = mesh_core::cluster::Cluster::new(cluster);
     c.tls = tls;
-    r.clusters.insert(cluster.clone(), c.into());
-    let cla = mesh_core::endpoint::ClusterLoadAssignment {
-        cluster_name: cluster.clone(),
-        localities: vec![mesh_core::endpoint::LocalityEndpoints {
-            endpoints: vec![mesh_core::endpoint::Endpoint::new(addr)],
-            ..Default::default()
-        }],
-    };
-    r.assignments.insert(cluster, cla.into());
+    r.add_cluster(c, vec![mesh_core::endpoint::Endpoint::new(addr)]);
     r
 }

@@ -10,11 +10,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use mesh_core::cluster::{Cluster, LbPolicy, OutlierDetection};
-use mesh_core::endpoint::{ClusterLoadAssignment, Endpoint, LocalityEndpoints};
-use mesh_core::listener::Listener;
-use mesh_core::route::{
-    ForwardAction, HeaderMutation, Route, RouteAction, RouteMatch, RouteTable, VirtualHost,
-};
+use mesh_core::endpoint::Endpoint;
+use mesh_core::route::{ForwardAction, Route, RouteAction};
 use mesh_core::{MeshResources, Snapshot};
 use mesh_test::backend::{self, Behavior};
 use mesh_test::mesh::TestMesh;
@@ -31,26 +28,8 @@ const CLUSTER: &str = "outbound|80||web";
 /// One route to one round-robin cluster of `endpoints`, ejecting after two 5xx in a row.
 fn mesh(endpoints: &[SocketAddr]) -> MeshResources {
     let mut r = MeshResources::default();
-    r.listeners
-        .insert(TARGET.into(), Listener::api(TARGET).into());
-    let route = Route {
-        name: "all".into(),
-        matcher: RouteMatch::default(),
-        action: RouteAction::Forward(ForwardAction::to_cluster(CLUSTER)),
-        request_headers: HeaderMutation::default(),
-        response_headers: HeaderMutation::default(),
-        fault: None,
-        rate_limit: None,
-    };
-    let table = RouteTable {
-        name: TARGET.into(),
-        virtual_hosts: vec![VirtualHost {
-            name: "web".into(),
-            domains: vec!["*".into()],
-            routes: vec![route],
-        }],
-    };
-    r.route_tables.insert(TARGET.into(), table.into());
+    let action = RouteAction::Forward(ForwardAction::to_cluster(CLUSTER));
+    r.add_target(TARGET, "web", vec![Route::new("all", action)]);
     let mut c = Cluster::new(CLUSTER);
     c.lb_policy = LbPolicy::RoundRobin;
     c.outlier_detection = Some(OutlierDetection {
@@ -59,15 +38,7 @@ fn mesh(endpoints: &[SocketAddr]) -> MeshResources {
         base_ejection_time: Duration::from_secs(30),
         ..OutlierDetection::default()
     });
-    r.clusters.insert(CLUSTER.into(), c.into());
-    let cla = ClusterLoadAssignment {
-        cluster_name: CLUSTER.into(),
-        localities: vec![LocalityEndpoints {
-            endpoints: endpoints.iter().map(|a| Endpoint::new(*a)).collect(),
-            ..Default::default()
-        }],
-    };
-    r.assignments.insert(CLUSTER.into(), cla.into());
+    r.add_cluster(c, endpoints.iter().map(|a| Endpoint::new(*a)).collect());
     r
 }
 

@@ -448,54 +448,22 @@ fn static_client(
     edit: impl FnOnce(&mut mesh_core::route::Route),
 ) -> Client {
     use mesh_core::cluster::Cluster;
-    use mesh_core::endpoint::{ClusterLoadAssignment, Endpoint, LocalityEndpoints};
-    use mesh_core::listener::Listener;
-    use mesh_core::route::*;
+    use mesh_core::endpoint::Endpoint;
+    use mesh_core::route::{ForwardAction, Route, RouteAction};
     use mesh_core::{MeshResources, Snapshot};
 
     let host = target.rsplit_once(':').unwrap().0;
     let cluster = mesh_core::cluster_name(host, PORT, None);
-    let mut r = MeshResources::default();
-    r.listeners
-        .insert(target.to_string(), Listener::api(target).into());
-    let mut route = Route {
-        name: "only".into(),
-        matcher: RouteMatch::default(),
-        action: RouteAction::Forward(ForwardAction::to_cluster(cluster.clone())),
-        request_headers: HeaderMutation::default(),
-        response_headers: HeaderMutation::default(),
-        fault: None,
-        rate_limit: None,
-    };
+    let mut route = Route::new(
+        "only",
+        RouteAction::Forward(ForwardAction::to_cluster(cluster.clone())),
+    );
     edit(&mut route);
-    let vh = VirtualHost {
-        name: host.into(),
-        domains: vec!["*".into()],
-        routes: vec![route],
-    };
-    r.route_tables.insert(
-        target.to_string(),
-        RouteTable {
-            name: target.to_string(),
-            virtual_hosts: vec![vh],
-        }
-        .into(),
-    );
-    let mut c = Cluster::new(cluster.clone());
+    let mut r = MeshResources::default();
+    r.add_target(target, host, vec![route]);
+    let mut c = Cluster::new(cluster);
     c.lb_policy = lb;
-    r.clusters.insert(cluster.clone(), c.into());
-    let endpoints = endpoints.iter().map(|b| Endpoint::new(b.addr)).collect();
-    r.assignments.insert(
-        cluster.clone(),
-        ClusterLoadAssignment {
-            cluster_name: cluster,
-            localities: vec![LocalityEndpoints {
-                endpoints,
-                ..Default::default()
-            }],
-        }
-        .into(),
-    );
+    r.add_cluster(c, endpoints.iter().map(|b| Endpoint::new(b.addr)).collect());
     Client::from_snapshot(Snapshot::new(r))
 }
 
