@@ -399,13 +399,7 @@ async fn deny(shop: &Shop, d: Duration) -> Result<(), String> {
     say(shop, "✎ reviews-route.yaml: v3 100% (v3 calls ratings)");
     tokio::time::sleep(Duration::from_secs(1)).await;
     phase(shop, "intruder calls ratings directly (no policy yet)", d).await;
-    let before = shop
-        .stats
-        .intruder
-        .lock()
-        .unwrap()
-        .clone()
-        .unwrap_or_default();
+    let before = shop.stats.intruder_answer();
     say(shop, &format!("  → the intruder gets: {before}"));
     shop.config.protect_ratings().map_err(io)?;
     say(
@@ -413,13 +407,7 @@ async fn deny(shop: &Shop, d: Duration) -> Result<(), String> {
         "✎ ratings-policy.yaml: AuthorizationPolicy ALLOW from cluster.local/ns/shop/sa/reviews",
     );
     let (w, _) = phase(shop, "only reviews may call ratings", d).await;
-    let after = shop
-        .stats
-        .intruder
-        .lock()
-        .unwrap()
-        .clone()
-        .unwrap_or_default();
+    let after = shop.stats.intruder_answer();
     let ratings_ok = *w.ratings.get("ok").unwrap_or(&0);
     say(
         shop,

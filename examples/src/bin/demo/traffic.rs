@@ -92,6 +92,11 @@ impl Stats {
     pub(crate) fn phase(&self) -> Window {
         std::mem::take(&mut *self.phase.lock().unwrap())
     }
+
+    /// The intruder's last answer from ratings; empty before its first call.
+    pub(crate) fn intruder_answer(&self) -> String {
+        self.intruder.lock().unwrap().clone().unwrap_or_default()
+    }
 }
 
 /// Calls the frontend `rate` times a second, on a schedule (open loop), until the task is
